@@ -1,0 +1,49 @@
+"""`donkey-ros`: the command-line tool. Each sub-command is a module with ``main(argv) -> int``.
+
+Modules are imported only when their command runs, so `donkey-ros --help` is instant and a
+command's heavy dependencies (TensorFlow...) load only for that command.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+
+from donkey_ros.common.errors import DonkeyRosError
+
+# name: (module, one-line help)
+COMMANDS = {
+    'drive': ('donkey_ros.drive', 'run the car stack on the simulator (default) and report laps'),
+    'tracks': ('donkey_ros.sim.pictures', 'write pictures of the shipped tracks and camera views'),
+    'params': ('donkey_ros.docs_params', 'print every node\'s parameters as Markdown'),
+}
+
+
+def usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = ['usage: donkey-ros COMMAND [ARGS...]', '', 'commands:']
+    lines += [f'  {name:<{width}}  {help_}' for name, (_, help_) in COMMANDS.items()]
+    lines += ['', "`donkey-ros COMMAND --help` for a command's options."]
+    return '\n'.join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ('-h', '--help', 'help'):
+        print(usage())
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"donkey-ros: unknown command '{name}'\n\n{usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    try:
+        return int(module.main(rest) or 0)
+    except DonkeyRosError as error:
+        print(f'donkey-ros {name}: error: {error}', file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == '__main__':
+    sys.exit(main())

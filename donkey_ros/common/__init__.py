@@ -1,0 +1,1 @@
+"""Helpers shared by every node: errors, parameters, QoS, images, commands, node running."""

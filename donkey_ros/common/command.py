@@ -1,0 +1,59 @@
+"""The drive command of the topic contract: geometry_msgs/TwistStamped, normalized.
+
+``linear.x`` is throttle and ``angular.z`` steering, both in [-1, 1]; positive is forward / left
+(REP 103). Plain code works with ``DriveCommand``; only the conversion functions touch messages.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from donkey_ros.common.errors import DonkeyRosError
+
+
+class CommandError(DonkeyRosError):
+    """A drive command carries values that must never reach the car (NaN, inf)."""
+
+
+@dataclass(frozen=True)
+class DriveCommand:
+    """Normalized steering and throttle, each in [-1, 1]; + = left / forward."""
+
+    steering: float = 0.0
+    throttle: float = 0.0
+
+    @staticmethod
+    def checked(steering: float, throttle: float) -> 'DriveCommand':
+        """Returns the command clamped to [-1, 1].
+
+        Raises:
+            CommandError: a value is NaN or infinite.
+        """
+        for name, value in (('steering', steering), ('throttle', throttle)):
+            if not math.isfinite(value):
+                raise CommandError(f'{name} is {value}; command rejected')
+        return DriveCommand(clamp(steering), clamp(throttle))
+
+
+NEUTRAL = DriveCommand()
+
+
+def clamp(value: float, low: float = -1.0, high: float = 1.0) -> float:
+    return min(high, max(low, value))
+
+
+def command_from_msg(msg) -> DriveCommand:
+    """Reads a TwistStamped; raises CommandError for NaN/inf (values are clamped)."""
+    return DriveCommand.checked(msg.twist.angular.z, msg.twist.linear.x)
+
+
+def command_to_msg(command: DriveCommand, stamp=None, frame_id: str = 'base_link'):
+    from geometry_msgs.msg import TwistStamped
+
+    msg = TwistStamped()
+    if stamp is not None:
+        msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    msg.twist.linear.x = float(command.throttle)
+    msg.twist.angular.z = float(command.steering)
+    return msg

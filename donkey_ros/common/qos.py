@@ -1,0 +1,33 @@
+"""The QoS profiles of the topic contract, defined once.
+
+Measured on this project's machines: best-effort 640x480 images between processes lose most frames,
+reliable lose none. So publishers of images are reliable with a small depth; a subscriber that wants
+only the newest frame (the pilot) subscribes best-effort depth 1, which is compatible with a
+reliable publisher; the recorder subscribes reliable.
+"""
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+IMAGE_PUBLISH = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST, depth=2, reliability=ReliabilityPolicy.RELIABLE)
+"""Camera/sim image publishers."""
+
+IMAGE_LATEST = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
+"""Subscribers that only ever want the newest frame (the pilot)."""
+
+IMAGE_RELIABLE = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
+"""Subscribers that must not miss frames (the recorder)."""
+
+COMMAND = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
+"""Drive commands: user/cmd, pilot/cmd, cmd."""
+
+LATCHED = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL)
+"""State that late joiners must see: drive_mode, sim/track."""
+
+SENSOR = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
+"""Telemetry such as sim/odom and sim/status."""

@@ -1,0 +1,98 @@
+"""Running nodes: start-up errors as one line, clean exit on SIGINT/SIGTERM, shutdown hooks.
+
+Every node's ``main`` is ``run_nodes([MyNode])``. Signals are handled here, not by rclpy, so that
+the context is still valid when shutdown hooks run: a node can publish a last neutral command or
+write a stopped pulse before it goes.
+"""
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from typing import Callable, Sequence
+
+import rclpy
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, \
+    SingleThreadedExecutor
+from rclpy.signals import SignalHandlerOptions
+
+from donkey_ros.common.errors import DonkeyRosError
+
+
+class Shutdown:
+    """Set by SIGINT/SIGTERM (or by code) to end ``spin_until``."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def install(self) -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: self.event.set())
+
+    def request(self) -> None:
+        self.event.set()
+
+    @property
+    def requested(self) -> bool:
+        return self.event.is_set()
+
+
+def call_shutdown_hooks(nodes) -> None:
+    """Calls ``on_shutdown()`` of every node that has one (failsafe first, then the rest)."""
+    for node in nodes:
+        hook = getattr(node, 'on_shutdown', None)
+        if hook is not None:
+            try:
+                hook()
+            except Exception as error:  # a failing hook must not stop the others
+                node.get_logger().error(f'shutdown hook failed: {error}')
+
+
+def run_nodes(factories: Sequence[Callable[..., object]], args: list[str] | None = None,
+              threads: int = 1, tick: Callable[[], None] | None = None,
+              tick_period: float = 0.1) -> int:
+    """Creates the nodes, spins them until a signal, shuts them down; returns an exit code.
+
+    Args:
+        factories: node classes (or callables) taking ``**kwargs`` for ``rclpy.node.Node``.
+        args: command-line arguments (``--ros-args`` ...); ``sys.argv`` by default.
+        threads: executor threads (1 = single-threaded executor).
+        tick: called from the main thread about every ``tick_period`` s; return True to stop.
+    """
+    rclpy.init(args=args if args is not None else sys.argv,
+               signal_handler_options=SignalHandlerOptions.NO)
+    shutdown = Shutdown()
+    shutdown.install()
+    nodes = []
+    try:
+        try:
+            for factory in factories:
+                nodes.append(factory())
+        except DonkeyRosError as error:
+            name = getattr(factory, 'NODE_NAME', getattr(factory, '__name__', 'donkey_ros'))
+            rclpy.logging.get_logger(name).error(str(error))
+            return 2
+        executor = SingleThreadedExecutor() if threads <= 1 else MultiThreadedExecutor(threads)
+        for node in nodes:
+            executor.add_node(node)
+        try:
+            while not shutdown.requested and rclpy.ok():
+                executor.spin_once(timeout_sec=tick_period)
+                if tick is not None and tick():
+                    break
+        except (KeyboardInterrupt, ExternalShutdownException):
+            pass
+        call_shutdown_hooks(nodes)
+        # Let the last messages (neutral commands) leave before the nodes go.
+        for _ in range(3):
+            executor.spin_once(timeout_sec=0.01)
+        return 0
+    finally:
+        for node in nodes:
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+def node_main(factory: Callable[..., object], threads: int = 1) -> None:
+    """``main()`` of a single-node executable."""
+    sys.exit(run_nodes([factory], threads=threads))

@@ -1,0 +1,1 @@
+"""Choosing what drives the car: the drive-mode mux."""

@@ -1,0 +1,109 @@
+"""ROS glue for the drive-mode mux: user/cmd + pilot/cmd -> cmd, drive_mode latched, e-stop."""
+from __future__ import annotations
+
+import time
+
+from geometry_msgs.msg import TwistStamped
+from rclpy.node import Node
+from std_msgs.msg import String
+from std_srvs.srv import SetBool
+
+from donkey_ros.common import qos
+from donkey_ros.common.command import NEUTRAL, CommandError, command_from_msg, command_to_msg
+from donkey_ros.common.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher
+from donkey_ros.common.params import Param, declare_parameters
+from donkey_ros.common.runner import node_main
+from donkey_ros.control.mux import MODES, DriveModeMux, MuxError, check_mode
+
+NODE_NAME = 'mux'
+PARAMS = (
+    Param('mode', 'user', 'Drive mode: who steers and who throttles.', choices=MODES),
+    Param('timeout', 0.5, 'Seconds after which a silent source counts as neutral.',
+          min=0.01, max=10.0),
+    Param('rate', 20.0, 'Heartbeat rate (Hz) of cmd; cmd is also sent on every input.',
+          min=1.0, max=200.0),
+)
+
+
+class MuxNode(Node):
+    NODE_NAME = NODE_NAME
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(NODE_NAME, **kwargs)
+        self.params = declare_parameters(self, PARAMS, on_change=self._on_param)
+        self.mux = DriveModeMux(timeout=self.params.timeout, mode=self.params.mode)
+        self.cmd_pub = self.create_publisher(TwistStamped, 'cmd', qos.COMMAND)
+        self.mode_pub = self.create_publisher(String, 'drive_mode', qos.LATCHED)
+        self.create_subscription(TwistStamped, 'user/cmd',
+                                 lambda msg: self._on_command('user', msg), qos.COMMAND)
+        self.create_subscription(TwistStamped, 'pilot/cmd',
+                                 lambda msg: self._on_command('pilot', msg), qos.COMMAND)
+        self.create_subscription(String, 'drive_mode/set', self._on_mode_request, 10)
+        self.create_service(SetBool, 'estop', self._on_estop)
+        self.create_timer(1.0 / self.params.rate, self._publish)
+        self.rejected = 0
+        self.last_reason = 'ok'
+        self.diagnostics = DiagnosticsPublisher(self, self._report)
+        self._publish_mode()
+
+    def _on_param(self, name, value) -> None:
+        if name == 'mode':
+            self.mux.set_mode(value)
+            self.get_logger().info(f'drive mode: {value}')
+            self._publish_mode()
+        elif name == 'timeout':
+            self.mux.timeout = value
+
+    def _publish_mode(self) -> None:
+        self.mode_pub.publish(String(data=self.mux.mode))
+
+    def _on_mode_request(self, msg: String) -> None:
+        from rclpy.parameter import Parameter
+        try:
+            check_mode(msg.data)
+        except MuxError as error:
+            self.get_logger().error(str(error))
+            return
+        self.set_parameters([Parameter('mode', value=msg.data)])
+
+    def _on_estop(self, request, response):
+        self.mux.estop = bool(request.data)
+        response.success = True
+        response.message = 'emergency stop engaged' if self.mux.estop else 'emergency stop released'
+        (self.get_logger().warning if self.mux.estop else self.get_logger().info)(response.message)
+        self._publish()
+        return response
+
+    def _on_command(self, source: str, msg) -> None:
+        try:
+            command = command_from_msg(msg)
+        except CommandError as error:
+            self.rejected += 1
+            self.get_logger().error(f'{source}/cmd: {error}', throttle_duration_sec=1.0)
+            return
+        self.mux.update(source, command, time.monotonic(), msg.header.stamp)
+        if source in (self.mux.steering_source(), self.mux.throttle_source()):
+            self._publish()
+
+    def _publish(self) -> None:
+        command, reason = self.mux.output(time.monotonic())
+        if reason != self.last_reason:
+            log = self.get_logger().info if reason == 'ok' else self.get_logger().warning
+            log(f'output: {reason}')
+            self.last_reason = reason
+        stamp = self.mux.stamp() if reason == 'ok' else None
+        self.cmd_pub.publish(command_to_msg(command, stamp or self.get_clock().now().to_msg()))
+
+    def _report(self):
+        now = time.monotonic()
+        level = ERROR if self.mux.estop else OK if self.last_reason == 'ok' else WARN
+        return level, f'mode {self.mux.mode}: {self.last_reason}', {
+            'mode': self.mux.mode, 'estop': self.mux.estop, 'rejected': self.rejected,
+            'user_age': self.mux.age('user', now), 'pilot_age': self.mux.age('pilot', now)}
+
+    def on_shutdown(self) -> None:
+        self.cmd_pub.publish(command_to_msg(NEUTRAL, self.get_clock().now().to_msg()))
+
+
+def main() -> None:
+    node_main(MuxNode)
