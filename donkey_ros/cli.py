@@ -15,6 +15,7 @@ COMMANDS = {
     'drive': ('donkey_ros.drive', 'run the car stack on the simulator (default) and report laps'),
     'tracks': ('donkey_ros.sim.pictures', 'write pictures of the shipped tracks and camera views'),
     'params': ('donkey_ros.docs_params', 'print every node\'s parameters as Markdown'),
+    'check-launch': ('donkey_ros.launch_check', 'check launch files against the package'),
 }
 
 

@@ -1,0 +1,119 @@
+"""`donkey-ros drive`: the car stack on the simulator, in one process, with live progress.
+
+By default the simulator, the expert driver (as the "user") and the mux run together and the
+expert drives ``--laps`` laps; the summary at the end lists lap times and off-track events.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass, field
+
+from rclpy.parameter import Parameter
+
+from donkey_ros.common.runner import run_nodes
+from donkey_ros.control.mux import MODES
+from donkey_ros.resources import config_file
+
+
+@dataclass
+class Progress:
+    """Watches the simulator's status; decides when the run is over; prints what happened."""
+
+    laps_wanted: int
+    duration: float
+    print_every: float = 5.0
+    started: float = field(default_factory=time.monotonic)
+    lap_times: list = field(default_factory=list)
+    off_track: int = 0
+    cte_sum: float = 0.0
+    cte_samples: int = 0
+    last_print: float = field(default_factory=time.monotonic)
+
+    def update(self, status) -> bool:
+        """Reads one status sample; returns True when the run is done."""
+        now = time.monotonic()
+        self.cte_sum += abs(status.cross_track_error)
+        self.cte_samples += 1
+        if status.off_track_count > self.off_track:
+            self.off_track = status.off_track_count
+            print(f'  ! off track (#{self.off_track}) at {now - self.started:.1f} s', flush=True)
+        if status.laps > len(self.lap_times):
+            self.lap_times.append(status.last_lap_time)
+            print(f'  lap {status.laps}: {status.last_lap_time:.2f} s '
+                  f'(off-track events so far: {self.off_track})', flush=True)
+        elif now - self.last_print >= self.print_every:
+            print(f'  {now - self.started:5.1f} s  lap {status.laps + 1} at '
+                  f'{status.progress:5.1f} m, {status.speed:.2f} m/s, cte {status.cross_track_error:+.2f} m',
+                  flush=True)
+            self.last_print = now
+        if self.laps_wanted and status.laps >= self.laps_wanted:
+            return True
+        return bool(self.duration) and now - self.started >= self.duration
+
+    def summary(self) -> str:
+        elapsed = time.monotonic() - self.started
+        mean_cte = self.cte_sum / self.cte_samples if self.cte_samples else 0.0
+        lines = ['', 'summary',
+                 f'  laps completed    : {len(self.lap_times)}',
+                 f'  lap times (s)     : {", ".join(f"{t:.2f}" for t in self.lap_times) or "-"}',
+                 f'  best lap (s)      : {min(self.lap_times):.2f}' if self.lap_times
+                 else '  best lap (s)      : -',
+                 f'  off-track events  : {self.off_track}',
+                 f'  mean |cte| (m)    : {mean_cte:.3f}',
+                 f'  wall time (s)     : {elapsed:.1f}']
+        return '\n'.join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog='donkey-ros drive', description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--laps', type=int, default=3, help='stop after this many laps (0 = no limit)')
+    parser.add_argument('--duration', type=float, default=0.0,
+                        help='stop after this many seconds (0 = no limit)')
+    parser.add_argument('--track', default=None, help='shipped track name or track YAML path')
+    parser.add_argument('--mode', choices=MODES, default='user',
+                        help='drive mode of the mux (user = the expert drives)')
+    parser.add_argument('--speed', type=float, default=None, help="expert's target speed (m/s)")
+    parser.add_argument('--params-file', default=None,
+                        help='ROS 2 parameter file (default: the installed config/sim.yaml)')
+    parser.add_argument('--namespace', default='', help='namespace of the car (e.g. car1)')
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    from donkey_ros.control.mux_node import MuxNode
+    from donkey_ros.sim.expert_node import ExpertNode
+    from donkey_ros.sim.sim_node import SimNode
+
+    params_file = args.params_file or str(config_file('sim.yaml'))
+    common = [Parameter('track', value=args.track)] if args.track else []
+    expert = common + ([Parameter('speed', value=args.speed)] if args.speed else [])
+    kwargs = {'namespace': args.namespace} if args.namespace else {}
+    nodes = {}
+
+    def make(cls, overrides):
+        def factory():
+            node = cls(parameter_overrides=overrides, **kwargs)
+            nodes[cls.NODE_NAME] = node
+            return node
+        return factory
+
+    progress = Progress(laps_wanted=args.laps, duration=args.duration)
+
+    def tick() -> bool:
+        sim = nodes['sim'].sim
+        return progress.update(sim.status)
+
+    what = f'{args.laps} laps' if args.laps else f'{args.duration:g} s' if args.duration \
+        else 'until Ctrl-C'
+    print(f'donkey-ros drive: simulator + expert + mux (mode {args.mode}), {what}', flush=True)
+    code = run_nodes(
+        [make(SimNode, common), make(ExpertNode, expert),
+         make(MuxNode, [Parameter('mode', value=args.mode)])],
+        args=['donkey-ros', '--ros-args', '--params-file', params_file], tick=tick)
+    if code == 0:
+        print(progress.summary())
+    return code

@@ -1,0 +1,42 @@
+"""The simulator stack: sim (camera + car), expert driver (as the user), drive-mode mux.
+
+    ros2 launch donkey_ros sim.launch.py track:=waveshare mode:=user namespace:=car1
+
+Optional nodes follow their flags: pilot (mode pilot / pilot_steer), recorder (record:=true),
+web controller (web:=true), rviz (rviz:=true).
+"""
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.substitutions import FindPackageShare
+
+
+def generate_launch_description():
+    config = LaunchConfiguration('config')
+    namespace = LaunchConfiguration('namespace')
+    track = LaunchConfiguration('track')
+    arguments = [
+        DeclareLaunchArgument(
+            'config', description='ROS 2 parameter file for all nodes',
+            default_value=PathJoinSubstitution([FindPackageShare('donkey_ros'), 'config', 'sim.yaml'])),
+        DeclareLaunchArgument('namespace', default_value='', description='namespace of the car'),
+        DeclareLaunchArgument('track', default_value='oval',
+                              description='shipped track name or track YAML path'),
+        DeclareLaunchArgument('mode', default_value='user',
+                              description='drive mode: user, pilot_steer or pilot'),
+        DeclareLaunchArgument('rviz', default_value='false', description='start rviz2'),
+    ]
+    nodes = [
+        Node(package='donkey_ros', executable='sim', name='sim', namespace=namespace,
+             parameters=[config, {'track': track}], output='screen'),
+        Node(package='donkey_ros', executable='expert', name='expert', namespace=namespace,
+             parameters=[config, {'track': track}], output='screen'),
+        Node(package='donkey_ros', executable='mux', name='mux', namespace=namespace,
+             parameters=[config, {'mode': LaunchConfiguration('mode')}], output='screen'),
+        Node(package='rviz2', executable='rviz2', name='rviz', condition=IfCondition(
+            LaunchConfiguration('rviz')), arguments=['-d', PathJoinSubstitution(
+                [FindPackageShare('donkey_ros'), 'config', 'donkey.rviz'])]),
+    ]
+    return LaunchDescription(arguments + nodes)
