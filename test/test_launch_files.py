@@ -20,6 +20,7 @@ def installed_share(tmp_path_factory):
     prefix = tmp_path_factory.mktemp('prefix')
     subprocess.run(
         [sys.executable, '-m', 'pip', 'install', '--quiet', '--no-deps', '--no-build-isolation',
+         '--ignore-installed',  # never touch the venv's own (editable) install
          '--no-compile', '--prefix', str(prefix), str(ROOT)],
         check=True, capture_output=True)
     share = prefix / 'share' / 'donkey_ros'

@@ -70,7 +70,10 @@ class MuxNode(Node):
         self.mux.estop = bool(request.data)
         response.success = True
         response.message = 'emergency stop engaged' if self.mux.estop else 'emergency stop released'
-        (self.get_logger().warning if self.mux.estop else self.get_logger().info)(response.message)
+        if self.mux.estop:
+            self.get_logger().warning(response.message)
+        else:
+            self.get_logger().info(response.message)
         self._publish()
         return response
 
@@ -88,8 +91,10 @@ class MuxNode(Node):
     def _publish(self) -> None:
         command, reason = self.mux.output(time.monotonic())
         if reason != self.last_reason:
-            log = self.get_logger().info if reason == 'ok' else self.get_logger().warning
-            log(f'output: {reason}')
+            if reason == 'ok':
+                self.get_logger().info('output: ok')
+            else:
+                self.get_logger().warning(f'output: {reason}')
             self.last_reason = reason
         stamp = self.mux.stamp() if reason == 'ok' else None
         self.cmd_pub.publish(command_to_msg(command, stamp or self.get_clock().now().to_msg()))

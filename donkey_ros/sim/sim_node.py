@@ -29,6 +29,8 @@ PARAMS = SIM_PARAMS + (
     Param('rate', 20.0, 'Camera frames per second (the physics steps in between).',
           min=1.0, max=240.0),
     Param('physics_substeps', 4, 'Physics steps per camera frame.', min=1, max=100),
+    Param('time_scale', 1.0, 'Simulated seconds per wall-clock second (>1 runs faster than '
+          'real time, for tests and data generation; raise `rate` with it).', min=0.01, max=50.0),
     Param('cmd_timeout', 0.5, 'Seconds after which a silent `cmd` counts as neutral.',
           min=0.01, max=10.0),
     Param('frame_id', 'camera', 'frame_id of the published images.'),
@@ -86,7 +88,7 @@ class SimNode(Node):
     def _tick(self) -> None:
         fresh = time.monotonic() - self.command_time <= self.params.cmd_timeout
         command = self.command if fresh else NEUTRAL
-        dt = self.period / self.params.physics_substeps
+        dt = self.period * self.params.time_scale / self.params.physics_substeps
         off_track_before = self.sim.status.off_track_count
         laps_before = self.sim.status.laps
         for _ in range(self.params.physics_substeps):
