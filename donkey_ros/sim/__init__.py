@@ -1,0 +1,1 @@
+"""The built-in simulator: tracks, car physics, camera renderer, expert driver (no rclpy here)."""

@@ -1,0 +1,56 @@
+"""`donkey-ros tracks`: pictures of every shipped track, from above and from the car's camera."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from PIL import Image
+
+from donkey_ros.sim.renderer import render_top_down
+from donkey_ros.sim.simulator import Simulator
+from donkey_ros.sim.track import load_track, shipped_tracks
+
+CAMERA_ZOOM = 4  # the 160x120 camera view is upscaled (nearest) so its pixels stay visible
+
+
+def save_track_pictures(out_dir: str | Path, tracks: list[str] | None = None,
+                        size: int = 800) -> list[Path]:
+    """Writes ``<track>_top.png`` and ``<track>_camera.png`` for each track.
+
+    Args:
+        out_dir: folder to write to (created if needed).
+        tracks: track names or paths (default: every shipped track).
+        size: top-down picture size along its longer side, pixels.
+
+    Returns:
+        the paths written.
+
+    Raises:
+        TrackError: a track cannot be loaded.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in tracks or shipped_tracks():
+        sim = Simulator(load_track(name))  # the car at rest on the start line
+        car, track = sim.vehicle, sim.track
+        top = out / f'{track.name}_top.png'
+        Image.fromarray(render_top_down(track, size=size, pose=(car.x, car.y, car.yaw))).save(top)
+        view = Image.fromarray(sim.render())
+        cam = out / f'{track.name}_camera.png'
+        view.resize((view.width * CAMERA_ZOOM, view.height * CAMERA_ZOOM), Image.NEAREST).save(cam)
+        written += [top, cam]
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: ``donkey-ros tracks [--out DIR] [--track NAME_OR_PATH ...]``."""
+    parser = argparse.ArgumentParser(prog='donkey-ros tracks', description=__doc__)
+    parser.add_argument('--out', default='track_pictures', help='output folder')
+    parser.add_argument('--track', action='append', dest='tracks',
+                        help='a track name or YAML path (repeatable; default: all shipped)')
+    parser.add_argument('--size', type=int, default=800, help='top-down picture size, pixels')
+    args = parser.parse_args(argv)
+    for path in save_track_pictures(args.out, args.tracks, args.size):
+        print(path)
+    return 0
