@@ -1,0 +1,49 @@
+"""The car on the Pi: camera, actuator (PCA9685), drive-mode mux, pilot, recorder, joystick.
+
+    ros2 launch donkey_ros car.launch.py model:=/home/pi/models/pilot.tflite mode:=user
+
+Start in `user` mode and switch to `pilot_steer` / `pilot` from the joystick or the web page.
+"""
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.substitutions import FindPackageShare
+
+
+def generate_launch_description():
+    config = LaunchConfiguration('config')
+    namespace = LaunchConfiguration('namespace')
+    arguments = [
+        DeclareLaunchArgument(
+            'config', description='ROS 2 parameter file for all nodes',
+            default_value=PathJoinSubstitution([FindPackageShare('donkey_ros'), 'config', 'car.yaml'])),
+        DeclareLaunchArgument('namespace', default_value='', description='namespace of the car'),
+        DeclareLaunchArgument('mode', default_value='user',
+                              description='drive mode at start: user, pilot_steer or pilot'),
+        DeclareLaunchArgument('model', default_value='',
+                              description='pilot model (.tflite); empty = the parameter file\'s'),
+        DeclareLaunchArgument('joystick', default_value='true',
+                              description='start the joy driver and joy_teleop'),
+        DeclareLaunchArgument('rviz', default_value='false', description='start rviz2'),
+    ]
+    nodes = [
+        Node(package='donkey_ros', executable='camera', name='camera', namespace=namespace,
+             parameters=[config], output='screen'),
+        Node(package='donkey_ros', executable='actuator', name='actuator', namespace=namespace,
+             parameters=[config], output='screen'),
+        Node(package='donkey_ros', executable='mux', name='mux', namespace=namespace,
+             parameters=[config, {'mode': LaunchConfiguration('mode')}], output='screen'),
+        Node(package='donkey_ros', executable='recorder', name='recorder', namespace=namespace,
+             parameters=[config], output='screen'),
+        Node(package='joy', executable='joy_node', name='joy', namespace=namespace,
+             condition=IfCondition(LaunchConfiguration('joystick'))),
+        Node(package='donkey_ros', executable='joy_teleop', name='joy_teleop',
+             namespace=namespace, parameters=[config], output='screen',
+             condition=IfCondition(LaunchConfiguration('joystick'))),
+        Node(package='rviz2', executable='rviz2', name='rviz', condition=IfCondition(
+            LaunchConfiguration('rviz')), arguments=['-d', PathJoinSubstitution(
+                [FindPackageShare('donkey_ros'), 'config', 'donkey.rviz'])]),
+    ]
+    return LaunchDescription(arguments + nodes)
