@@ -115,10 +115,11 @@ def declare_parameters(node, specs: Iterable[Param],
     specs = {spec.name: spec for spec in specs}
     values = SimpleNamespace()
     for spec in specs.values():
+        default = list(spec.default) if isinstance(spec.default, tuple) else spec.default
+        # An empty list has no type of its own: declare the array type statically instead.
         descriptor = ParameterDescriptor(
             description=spec.description, additional_constraints=spec.constraints,
-            read_only=spec.read_only, dynamic_typing=True)
-        default = list(spec.default) if isinstance(spec.default, tuple) else spec.default
+            read_only=spec.read_only, dynamic_typing=default != [])
         if default == []:
             default = {'bool[]': Parameter.Type.BOOL_ARRAY, 'int[]': Parameter.Type.INTEGER_ARRAY,
                        'float[]': Parameter.Type.DOUBLE_ARRAY,
