@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--mode', choices=MODES, default='user',
                         help='drive mode of the mux (user = the expert drives)')
     parser.add_argument('--speed', type=float, default=None, help="expert's target speed (m/s)")
+    parser.add_argument('--time-scale', type=float, default=1.0,
+                        help='simulated seconds per wall second (the camera rate scales with it)')
     parser.add_argument('--params-file', default=None,
                         help='ROS 2 parameter file (default: the installed config/sim.yaml)')
     parser.add_argument('--namespace', default='', help='namespace of the car (e.g. car1)')
@@ -90,6 +92,9 @@ def main(argv: list[str]) -> int:
 
     params_file = args.params_file or str(config_file('sim.yaml'))
     common = [Parameter('track', value=args.track)] if args.track else []
+    sim = common + ([Parameter('time_scale', value=args.time_scale),
+                     Parameter('rate', value=20.0 * args.time_scale)]
+                    if args.time_scale != 1.0 else [])
     expert = common + ([Parameter('speed', value=args.speed)] if args.speed else [])
     kwargs = {'namespace': args.namespace} if args.namespace else {}
     nodes = {}
@@ -111,7 +116,7 @@ def main(argv: list[str]) -> int:
         else 'until Ctrl-C'
     print(f'donkey-ros drive: simulator + expert + mux (mode {args.mode}), {what}', flush=True)
     code = run_nodes(
-        [make(SimNode, common), make(ExpertNode, expert),
+        [make(SimNode, sim), make(ExpertNode, expert),
          make(MuxNode, [Parameter('mode', value=args.mode)])],
         args=['donkey-ros', '--ros-args', '--params-file', params_file], tick=tick)
     if code == 0:
