@@ -1,0 +1,329 @@
+"""`donkey-ros calibrate`: find the steering and throttle pulses by trying them on the car.
+
+Like DonkeyCar's ``donkey calibrate``: type a pulse value, watch the wheels, repeat; then name
+the value (``left``, ``right``, ``forward``, ``stopped``, ``reverse``) and ``save`` writes the five
+values into the ``actuator`` section of the parameter file (comments and other sections are kept).
+Values are DonkeyCar PWM ticks unless the file says ``units: us``.
+
+``--import myconfig.py`` copies the calibration of an existing DonkeyCar car instead.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+import re
+import sys
+import tempfile
+
+from donkey_ros.actuation.backends import BACKENDS, ActuatorError, open_output
+from donkey_ros.actuation.pwm import MAX_PULSE_US, MIN_PULSE_US, ticks_to_us
+from donkey_ros.common.errors import ConfigError
+
+NAMES = {'left': 'steering_left_pwm', 'right': 'steering_right_pwm',
+         'forward': 'throttle_forward_pwm', 'stopped': 'throttle_stopped_pwm',
+         'reverse': 'throttle_reverse_pwm'}
+STEERING_NAMES = ('left', 'right')
+DONKEYCAR_KEYS = {'STEERING_LEFT_PWM': 'steering_left_pwm',
+                  'STEERING_RIGHT_PWM': 'steering_right_pwm',
+                  'THROTTLE_FORWARD_PWM': 'throttle_forward_pwm',
+                  'THROTTLE_STOPPED_PWM': 'throttle_stopped_pwm',
+                  'THROTTLE_REVERSE_PWM': 'throttle_reverse_pwm',
+                  'PWM_STEERING_INVERTED': None, 'PWM_THROTTLE_INVERTED': None}
+DEFAULT_CONFIG = os.path.join('config', 'car.yaml')
+HELP = """commands:
+  <number>        output this pulse on the current channel
+  steering        work on the steering channel     throttle   work on the throttle (ESC) channel
+  left | right | forward | stopped | reverse       keep the last pulse as that value
+  show            the values so far                save       write them to the config file
+  help            this text                        q          quit (ESC back to stopped)"""
+
+
+class CalibrationFileError(ConfigError):
+    """The parameter file cannot be read or updated."""
+
+
+def _section_pattern() -> re.Pattern:
+    return re.compile(r"""^(['"]?)(/\*\*/|/)?actuator\1\s*:\s*(#.*)?$""")
+
+
+def read_actuator_params(path: str) -> dict:
+    """The ``ros__parameters`` of the actuator section of a ROS 2 parameter file ({} if none)."""
+    import yaml
+
+    if not os.path.exists(path):
+        return {}
+    try:
+        with open(path, encoding='utf-8') as stream:
+            document = yaml.safe_load(stream) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise CalibrationFileError(f'cannot read {path}: {error}') from None
+    for key in ('actuator', '/**/actuator', '/actuator'):
+        section = document.get(key) if isinstance(document, dict) else None
+        if isinstance(section, dict) and isinstance(section.get('ros__parameters'), dict):
+            return dict(section['ros__parameters'])
+    return {}
+
+
+def update_actuator_params(path: str, values: dict) -> None:
+    """Sets ``values`` in the actuator section of ``path``, keeping everything else as written.
+
+    Creates the file or the section if missing. The file is replaced atomically and read back.
+
+    Raises:
+        CalibrationFileError: the file cannot be parsed or written.
+    """
+    lines = []
+    if os.path.exists(path):
+        with open(path, encoding='utf-8') as stream:
+            lines = stream.read().splitlines()
+    header = next((i for i, line in enumerate(lines) if _section_pattern().match(line)), None)
+    if header is None:
+        if lines and lines[-1].strip():
+            lines.append('')
+        lines += ['/**/actuator:', '  ros__parameters:']
+        header = len(lines) - 2
+    end = next((i for i in range(header + 1, len(lines))
+                if lines[i].strip() and not lines[i].startswith((' ', '\t', '#'))), len(lines))
+    params_line = next((i for i in range(header + 1, end)
+                        if lines[i].strip().startswith('ros__parameters:')), None)
+    if params_line is None:
+        lines.insert(header + 1, '  ros__parameters:')
+        params_line, end = header + 1, end + 1
+    outer = len(lines[params_line]) - len(lines[params_line].lstrip())
+    indent = ' ' * (outer + 2)
+    for i in range(params_line + 1, end):
+        stripped = lines[i].strip()
+        if stripped and not stripped.startswith('#'):
+            indent = lines[i][:len(lines[i]) - len(lines[i].lstrip())]
+            break
+    for key, value in values.items():
+        text = _yaml_scalar(value)
+        pattern = re.compile(rf'^(\s+){re.escape(key)}\s*:\s*([^#]*?)(\s*#.*)?$')
+        for i in range(params_line + 1, end):
+            match = pattern.match(lines[i])
+            if match and len(match.group(1)) == len(indent):
+                lines[i] = f'{match.group(1)}{key}: {text}{match.group(3) or ""}'
+                break
+        else:
+            lines.insert(params_line + 1, f'{indent}{key}: {text}')
+            end += 1
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    with tempfile.NamedTemporaryFile('w', dir=directory, delete=False, suffix='.tmp',
+                                     encoding='utf-8') as stream:
+        stream.write('\n'.join(lines) + '\n')
+        temporary = stream.name
+    try:
+        written = read_actuator_params(temporary)
+        for key, value in values.items():
+            if written.get(key) != value:
+                raise CalibrationFileError(f'could not set {key} in {path} (got '
+                                           f'{written.get(key)!r}); edit it by hand')
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+def _yaml_scalar(value) -> str:
+    if isinstance(value, bool):
+        return 'true' if value else 'false'
+    if isinstance(value, str):
+        return repr(value)
+    return str(value)
+
+
+def import_donkeycar(path: str) -> dict:
+    """The actuator parameters of a DonkeyCar ``myconfig.py``/``config.py`` (PWM_STEERING_THROTTLE).
+
+    Reads the file as data (it is never executed).
+    """
+    try:
+        with open(path, encoding='utf-8') as stream:
+            tree = ast.parse(stream.read(), path)
+    except (OSError, SyntaxError) as error:
+        raise CalibrationFileError(f'cannot read {path}: {error}') from None
+    found = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(
+                node.targets[0], ast.Name):
+            try:
+                found[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                continue
+    table = dict(found)
+    if isinstance(found.get('PWM_STEERING_THROTTLE'), dict):
+        table.update(found['PWM_STEERING_THROTTLE'])
+    params = {}
+    for key, name in DONKEYCAR_KEYS.items():
+        if key in table and name is not None:
+            params[name] = int(table[key])
+    for key, name in (('PWM_STEERING_PIN', 'steering'), ('PWM_THROTTLE_PIN', 'throttle')):
+        match = re.fullmatch(r'PCA9685\.(\d+):([0-9a-fA-F]+)\.(\d+)', str(table.get(key, '')))
+        if match:
+            params['i2c_bus'] = int(match.group(1))
+            params['i2c_address'] = int(match.group(2), 16)
+            params[f'{name}_channel'] = int(match.group(3))
+    for key, name in (('PWM_STEERING_SCALE', 'steering'), ('PWM_THROTTLE_SCALE', 'throttle')):
+        if key in table and float(table[key]) != 1.0:
+            print(f'warning: {key} = {table[key]} is not 1.0; set ticks_frequency = '
+                  f'60 / {table[key]} if the board ran at 60 Hz', file=sys.stderr)
+    for key in ('PWM_STEERING_INVERTED', 'PWM_THROTTLE_INVERTED'):
+        if table.get(key):
+            print(f'warning: {key} inverts the electrical signal; donkey_ros does not support '
+                  'that (its *_inverted parameters swap directions)', file=sys.stderr)
+    if not any(name in params for name in NAMES.values()):
+        raise CalibrationFileError(f'no PWM calibration values (STEERING_LEFT_PWM...) in {path}')
+    return params
+
+
+class Session:
+    """The interactive loop, reading commands from ``read`` and writing text to ``write``."""
+
+    def __init__(self, output, values: dict, config: str, steering_channel: int,
+                 throttle_channel: int, units: str, ticks_frequency: float,
+                 write=print) -> None:
+        self.output = output
+        self.values = values
+        self.config = config
+        self.channels = {'steering': steering_channel, 'throttle': throttle_channel}
+        self.units = units
+        self.ticks_frequency = ticks_frequency
+        self.write = write
+        self.current = 'steering'
+        self.last: dict[str, float] = {}
+        self.dirty = False
+
+    def to_us(self, value: float) -> float:
+        return value if self.units == 'us' else ticks_to_us(value, self.ticks_frequency)
+
+    def set(self, channel_name: str, value: float) -> None:
+        pulse = self.to_us(value)
+        if not MIN_PULSE_US <= pulse <= MAX_PULSE_US:
+            self.write(f'{value} is {pulse:.0f} us, outside {MIN_PULSE_US:.0f}..'
+                       f'{MAX_PULSE_US:.0f} us: not sent')
+            return
+        self.output.write(self.channels[channel_name], pulse)
+        self.last[channel_name] = value
+        self.write(f'{channel_name} (channel {self.channels[channel_name]}) <- {value:g} '
+                   f'({pulse:.0f} us)')
+
+    def start(self) -> None:
+        self.set('throttle', self.values['throttle_stopped_pwm'])
+        center = (self.values['steering_left_pwm'] + self.values['steering_right_pwm']) / 2
+        self.set('steering', round(center))
+
+    def handle(self, line: str) -> bool:
+        """Runs one command; returns False to quit."""
+        words = line.strip().lower().split()
+        if not words:
+            return True
+        word = words[0]
+        if word in ('q', 'quit', 'exit'):
+            return False
+        if word in ('steering', 'throttle'):
+            self.current = word
+            self.write(f'now on {word} (channel {self.channels[word]})')
+        elif word in NAMES:
+            channel_name = 'steering' if word in STEERING_NAMES else 'throttle'
+            if channel_name not in self.last:
+                self.write(f'try a {channel_name} pulse first')
+                return True
+            value = self.last[channel_name]
+            self.values[NAMES[word]] = int(value) if float(value).is_integer() else value
+            self.dirty = True
+            self.write(f'{NAMES[word]} = {value:g}')
+        elif word == 'show':
+            for name in NAMES.values():
+                self.write(f'  {name}: {self.values[name]}')
+        elif word == 'save':
+            update_actuator_params(self.config,
+                                   {name: self.values[name] for name in NAMES.values()})
+            self.dirty = False
+            self.write(f'saved to {self.config}')
+        elif word in ('help', 'h', '?'):
+            self.write(HELP)
+        else:
+            try:
+                value = float(word)
+            except ValueError:
+                self.write(f"unknown command '{word}' (help lists them)")
+                return True
+            self.set(self.current, int(value) if value.is_integer() else value)
+        return True
+
+    def finish(self) -> None:
+        """The ESC back to stopped, the steering to centre (values as calibrated now)."""
+        self.set('throttle', self.values['throttle_stopped_pwm'])
+        self.set('steering', round((self.values['steering_left_pwm']
+                                    + self.values['steering_right_pwm']) / 2))
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog='donkey-ros calibrate', description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--config', default=DEFAULT_CONFIG,
+                        help='parameter file to read and update (default: %(default)s)')
+    parser.add_argument('--import', dest='import_path', metavar='MYCONFIG_PY',
+                        help='copy the calibration of a DonkeyCar myconfig.py and exit')
+    parser.add_argument('--backend', choices=BACKENDS, default=None,
+                        help='pca9685 (default), emulated or dry_run')
+    parser.add_argument('--bus', type=int, default=None, help='I2C bus (default: config or 1)')
+    parser.add_argument('--address', type=lambda text: int(text, 0), default=None,
+                        help='I2C address, e.g. 0x40 (default: config or 0x40)')
+    parser.add_argument('--frequency', type=int, default=None, help='PWM frequency in Hz')
+    parser.add_argument('--emulated-log', default='',
+                        help='emulated backend: log the board outputs to this file')
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from donkey_ros.actuation.actuator_node import PARAMS
+
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.import_path:
+        params = import_donkeycar(args.import_path)
+        update_actuator_params(args.config, params)
+        print(f'wrote {len(params)} values from {args.import_path} to {args.config}:')
+        for key, value in params.items():
+            print(f'  {key}: {value}')
+        return 0
+    values = {spec.name: spec.default for spec in PARAMS}
+    values.update(read_actuator_params(args.config))
+    for key, override in (('backend', args.backend), ('i2c_bus', args.bus),
+                          ('i2c_address', args.address), ('frequency', args.frequency)):
+        if override is not None:
+            values[key] = override
+    output = open_output(values['backend'], bus=values['i2c_bus'],
+                         address=values['i2c_address'], frequency=values['frequency'],
+                         oscillator_hz=values['reference_clock'], report=print,
+                         emulated_log=args.emulated_log)
+    session = Session(output, values, args.config, values['steering_channel'],
+                      values['throttle_channel'], values['units'], values['ticks_frequency'])
+    print(f'calibrating: {output.description}, {output.frequency_hz:.2f} Hz; values in '
+          f"{'microseconds' if values['units'] == 'us' else 'DonkeyCar ticks'}; "
+          f'config {args.config}')
+    print('Lift the car off the ground: the wheels will move.')
+    print(HELP)
+    session.start()
+    try:
+        while True:
+            try:
+                line = input(f'{session.current}> ')
+            except EOFError:
+                break
+            try:
+                if not session.handle(line):
+                    break
+            except (ActuatorError, ConfigError) as error:
+                print(f'error: {error}')
+    finally:
+        try:
+            session.finish()
+        finally:
+            output.close()
+    if session.dirty:
+        print(f'note: the last values were not saved (type save before q); {args.config} '
+              'keeps its previous values')
+    return 0

@@ -1,0 +1,1 @@
+"""Teleoperation: joystick (sensor_msgs/Joy), Twist and keyboard to user/cmd."""
