@@ -9,5 +9,6 @@ setup:
 run: setup
 	$(VENV)/bin/donkey-ros drive --laps 3 $(ARGS)
 
-test: setup
+test:
+	@scripts/setup_env.sh --with-browser
 	scripts/run_tests.sh $(ARGS)

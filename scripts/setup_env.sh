@@ -11,6 +11,18 @@ command -v "$python" >/dev/null || python=python3
 
 say() { printf '[setup] %s\n' "$*" >&2; }
 
+# --with-browser: the test suite drives the web page in Debian's headless Chromium.
+if [ "${1:-}" = "--with-browser" ] && ! { command -v chromium && command -v chromedriver; } >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing Debian's chromium + chromium-driver (for the web page tests)"
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+  else
+    say "chromium/chromedriver not found: the browser tests will be skipped" \
+        "(sudo apt-get install chromium chromium-driver)"
+  fi
+fi
+
 if [ ! -x "$venv/bin/python" ]; then
   say "creating virtualenv $venv"
   "$python" -m venv "$venv"

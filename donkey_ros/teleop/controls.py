@@ -26,6 +26,7 @@ class CarControls:
         self.mode_known = False
         self.estop = False
         self.recording = False
+        self.failed_calls = 0
         self._mode_pub = node.create_publisher(String, 'drive_mode/set', 10)
         node.create_subscription(String, 'drive_mode', self._on_mode, qos.LATCHED)
         self._estop = node.create_client(SetBool, 'estop')
@@ -65,6 +66,7 @@ class CarControls:
 
     def _call(self, client, value: bool, name: str, done) -> None:
         if not client.service_is_ready():
+            self.failed_calls += 1
             self.node.get_logger().error(
                 f'{self.node.resolve_service_name(name)} is not available '
                 f"({'is the mux running?' if name == 'estop' else 'is the recorder running?'})")
@@ -87,6 +89,7 @@ class CarControls:
         try:
             response = future.result()
         except Exception as error:
+            self.failed_calls += 1
             self.node.get_logger().error(f'{name} call failed: {error}')
             return None
         if not response.success:

@@ -17,6 +17,7 @@ from rclpy.node import Node
 
 from donkey_ros.common import qos
 from donkey_ros.common.command import NEUTRAL, command_to_msg
+from donkey_ros.common.diagnostics import OK, WARN, DiagnosticsPublisher
 from donkey_ros.common.errors import DonkeyRosError
 from donkey_ros.common.params import Param, declare_parameters
 from donkey_ros.common.runner import run_nodes
@@ -83,6 +84,14 @@ class KeyboardTeleopNode(Node):
         self.cmd_pub = self.create_publisher(TwistStamped, 'user/cmd', qos.COMMAND)
         self.create_timer(1.0 / p.rate, self.publish)
         self.quit = False
+        self.diagnostics = DiagnosticsPublisher(self, self._report)
+
+    def _report(self):
+        command = self.mapper.command
+        level = WARN if self.controls.estop else OK
+        return level, 'e-stop engaged' if self.controls.estop else 'listening to the keyboard', {
+            'steering': command.steering, 'throttle': command.throttle,
+            'estop': self.controls.estop, 'failed_calls': self.controls.failed_calls}
 
     def _on_param(self, name, value) -> None:
         setattr(self.mapper, name, value)
