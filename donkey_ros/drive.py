@@ -27,14 +27,14 @@ class Progress:
     lap_times: list = field(default_factory=list)
     off_track: int = 0
     cte_sum: float = 0.0
-    cte_samples: int = 0
+    samples: int = 0
     last_print: float = field(default_factory=time.monotonic)
 
     def update(self, status) -> bool:
         """Reads one status sample; returns True when the run is done."""
         now = time.monotonic()
         self.cte_sum += abs(status.cross_track_error)
-        self.cte_samples += 1
+        self.samples += 1
         if status.off_track_count > self.off_track:
             self.off_track = status.off_track_count
             print(f'  ! off track (#{self.off_track}) at {now - self.started:.1f} s', flush=True)
@@ -53,7 +53,7 @@ class Progress:
 
     def summary(self) -> str:
         elapsed = time.monotonic() - self.started
-        mean_cte = self.cte_sum / self.cte_samples if self.cte_samples else 0.0
+        mean_cte = self.cte_sum / self.samples if self.samples else 0.0
         lines = ['', 'summary',
                  f'  laps completed    : {len(self.lap_times)}',
                  f'  lap times (s)     : {", ".join(f"{t:.2f}" for t in self.lap_times) or "-"}',
@@ -81,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--params-file', default=None,
                         help='ROS 2 parameter file (default: the installed config/sim.yaml)')
     parser.add_argument('--namespace', default='', help='namespace of the car (e.g. car1)')
+    parser.add_argument('--no-web', action='store_true', help='do not start the web controller')
+    parser.add_argument('--web-port', type=int, default=None,
+                        help='port of the web controller (default 8887; 0 = any free port)')
+    parser.add_argument('--web-host', default=None,
+                        help='address the web controller listens on (default 127.0.0.1; '
+                             '0.0.0.0 = the network, with a token)')
     return parser
 
 
@@ -89,6 +95,7 @@ def main(argv: list[str]) -> int:
     from donkey_ros.control.mux_node import MuxNode
     from donkey_ros.sim.expert_node import ExpertNode
     from donkey_ros.sim.sim_node import SimNode
+    from donkey_ros.web.web_node import WebNode
 
     params_file = args.params_file or str(config_file('sim.yaml'))
     common = [Parameter('track', value=args.track)] if args.track else []
@@ -109,16 +116,22 @@ def main(argv: list[str]) -> int:
     progress = Progress(laps_wanted=args.laps, duration=args.duration)
 
     def tick() -> bool:
-        sim = nodes['sim'].sim
-        return progress.update(sim.status)
+        if 'web' in nodes and not progress.samples:
+            print(f"  web controller: {nodes['web'].url}", flush=True)
+        return progress.update(nodes['sim'].sim.status)
 
     what = f'{args.laps} laps' if args.laps else f'{args.duration:g} s' if args.duration \
         else 'until Ctrl-C'
     print(f'donkey-ros drive: simulator + expert + mux (mode {args.mode}), {what}', flush=True)
-    code = run_nodes(
-        [make(SimNode, sim), make(ExpertNode, expert),
-         make(MuxNode, [Parameter('mode', value=args.mode)])],
-        args=['donkey-ros', '--ros-args', '--params-file', params_file], tick=tick)
+    factories = [make(SimNode, sim), make(ExpertNode, expert),
+                 make(MuxNode, [Parameter('mode', value=args.mode)])]
+    if not args.no_web:
+        web = [Parameter(name, value=value) for name, value in
+               (('port', args.web_port), ('host', args.web_host)) if value is not None]
+        factories.append(make(WebNode, web))
+
+    code = run_nodes(factories, args=['donkey-ros', '--ros-args', '--params-file', params_file],
+                     tick=tick)
     if code == 0:
         print(progress.summary())
     return code
