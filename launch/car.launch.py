@@ -23,10 +23,12 @@ def generate_launch_description():
         DeclareLaunchArgument('mode', default_value='user',
                               description='drive mode at start: user, pilot_steer or pilot'),
         DeclareLaunchArgument('model', default_value='',
-                              description='pilot model (.tflite); empty = the parameter file\'s'),
+                              description='pilot model (.tflite); empty = the shipped default'),
         DeclareLaunchArgument('joystick', default_value='true',
                               description='start the joy driver and joy_teleop'),
-        DeclareLaunchArgument('rviz', default_value='false', description='start rviz2'),
+        DeclareLaunchArgument('web', default_value='true', description='start the web controller'),
+        DeclareLaunchArgument('rviz', default_value='false',
+                              description='start rviz2 and the overlay node'),
     ]
     nodes = [
         Node(package='donkey_ros', executable='camera', name='camera', namespace=namespace,
@@ -35,15 +37,22 @@ def generate_launch_description():
              parameters=[config], output='screen'),
         Node(package='donkey_ros', executable='mux', name='mux', namespace=namespace,
              parameters=[config, {'mode': LaunchConfiguration('mode')}], output='screen'),
+        Node(package='donkey_ros', executable='pilot', name='pilot', namespace=namespace,
+             parameters=[config, {'model_path': LaunchConfiguration('model')}], output='screen'),
         Node(package='donkey_ros', executable='recorder', name='recorder', namespace=namespace,
              parameters=[config], output='screen'),
+        Node(package='donkey_ros', executable='web', name='web', namespace=namespace,
+             parameters=[config], output='screen', condition=IfCondition(LaunchConfiguration('web'))),
+        Node(package='donkey_ros', executable='overlay', name='overlay', namespace=namespace,
+             parameters=[config], condition=IfCondition(LaunchConfiguration('rviz'))),
         Node(package='joy', executable='joy_node', name='joy', namespace=namespace,
              condition=IfCondition(LaunchConfiguration('joystick'))),
         Node(package='donkey_ros', executable='joy_teleop', name='joy_teleop',
              namespace=namespace, parameters=[config], output='screen',
              condition=IfCondition(LaunchConfiguration('joystick'))),
-        Node(package='rviz2', executable='rviz2', name='rviz', condition=IfCondition(
-            LaunchConfiguration('rviz')), arguments=['-d', PathJoinSubstitution(
-                [FindPackageShare('donkey_ros'), 'config', 'donkey.rviz'])]),
+        Node(package='rviz2', executable='rviz2', name='rviz', namespace=namespace,
+             condition=IfCondition(LaunchConfiguration('rviz')),
+             arguments=['-d', PathJoinSubstitution(
+                 [FindPackageShare('donkey_ros'), 'config', 'donkey.rviz'])]),
     ]
     return LaunchDescription(arguments + nodes)

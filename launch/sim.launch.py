@@ -2,8 +2,8 @@
 
     ros2 launch donkey_ros sim.launch.py track:=waveshare mode:=user namespace:=car1
 
-Optional nodes follow their flags: pilot (mode pilot / pilot_steer), recorder (record:=true),
-web controller (web:=true), rviz (rviz:=true).
+Optional nodes follow their flags: pilot (pilot:=true, with model:=...), recorder (record:=true),
+web controller (web:=true, the default), rviz with the overlay node (rviz:=true).
 """
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
@@ -26,7 +26,14 @@ def generate_launch_description():
                               description='shipped track name or track YAML path'),
         DeclareLaunchArgument('mode', default_value='user',
                               description='drive mode: user, pilot_steer or pilot'),
-        DeclareLaunchArgument('rviz', default_value='false', description='start rviz2'),
+        DeclareLaunchArgument('pilot', default_value='false',
+                              description='start the CNN pilot (drives in mode pilot/pilot_steer)'),
+        DeclareLaunchArgument('model', default_value='',
+                              description='pilot model (.tflite); empty = the shipped default'),
+        DeclareLaunchArgument('record', default_value='false', description='record a bag'),
+        DeclareLaunchArgument('web', default_value='true', description='start the web controller'),
+        DeclareLaunchArgument('rviz', default_value='false',
+                              description='start rviz2 and the overlay node'),
     ]
     nodes = [
         Node(package='donkey_ros', executable='sim', name='sim', namespace=namespace,
@@ -35,8 +42,19 @@ def generate_launch_description():
              parameters=[config, {'track': track}], output='screen'),
         Node(package='donkey_ros', executable='mux', name='mux', namespace=namespace,
              parameters=[config, {'mode': LaunchConfiguration('mode')}], output='screen'),
-        Node(package='rviz2', executable='rviz2', name='rviz', condition=IfCondition(
-            LaunchConfiguration('rviz')), arguments=['-d', PathJoinSubstitution(
-                [FindPackageShare('donkey_ros'), 'config', 'donkey.rviz'])]),
+        Node(package='donkey_ros', executable='pilot', name='pilot', namespace=namespace,
+             parameters=[config, {'model_path': LaunchConfiguration('model')}], output='screen',
+             condition=IfCondition(LaunchConfiguration('pilot'))),
+        Node(package='donkey_ros', executable='recorder', name='recorder', namespace=namespace,
+             parameters=[config, {'autostart': True}], output='screen',
+             condition=IfCondition(LaunchConfiguration('record'))),
+        Node(package='donkey_ros', executable='web', name='web', namespace=namespace,
+             parameters=[config], output='screen', condition=IfCondition(LaunchConfiguration('web'))),
+        Node(package='donkey_ros', executable='overlay', name='overlay', namespace=namespace,
+             parameters=[config], condition=IfCondition(LaunchConfiguration('rviz'))),
+        Node(package='rviz2', executable='rviz2', name='rviz', namespace=namespace,
+             condition=IfCondition(LaunchConfiguration('rviz')),
+             arguments=['-d', PathJoinSubstitution(
+                 [FindPackageShare('donkey_ros'), 'config', 'donkey.rviz'])]),
     ]
     return LaunchDescription(arguments + nodes)
