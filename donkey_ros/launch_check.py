@@ -99,6 +99,9 @@ def check_param_file(path: Path, nodes: dict[str, set[str]]) -> list[str]:
         node = str(key).rsplit('/', 1)[-1]
         if node == '**':
             continue
+        if not str(key).startswith('/'):
+            problems.append(f"{path.name}: '{key}' applies only outside namespaces; "
+                            f"write '/**/{key}' so it applies in any namespace")
         if node not in nodes:
             problems.append(f"{path.name}: '{key}' is not a node of this package "
                             f"(nodes: {', '.join(sorted(nodes))})")

@@ -30,7 +30,14 @@ def generate_launch_description():
         DeclareLaunchArgument('rviz', default_value='false',
                               description='start rviz2 and the overlay node'),
     ]
+    # Nodes of other packages first: if one is not installed, launch stops before ours start.
     nodes = [
+        Node(package='joy', executable='joy_node', name='joy', namespace=namespace,
+             condition=IfCondition(LaunchConfiguration('joystick'))),
+        Node(package='rviz2', executable='rviz2', name='rviz', namespace=namespace,
+             condition=IfCondition(LaunchConfiguration('rviz')),
+             arguments=['-d', PathJoinSubstitution(
+                 [FindPackageShare('donkey_ros'), 'config', 'donkey.rviz'])]),
         Node(package='donkey_ros', executable='camera', name='camera', namespace=namespace,
              parameters=[config], output='screen'),
         Node(package='donkey_ros', executable='actuator', name='actuator', namespace=namespace,
@@ -45,14 +52,8 @@ def generate_launch_description():
              parameters=[config], output='screen', condition=IfCondition(LaunchConfiguration('web'))),
         Node(package='donkey_ros', executable='overlay', name='overlay', namespace=namespace,
              parameters=[config], condition=IfCondition(LaunchConfiguration('rviz'))),
-        Node(package='joy', executable='joy_node', name='joy', namespace=namespace,
-             condition=IfCondition(LaunchConfiguration('joystick'))),
         Node(package='donkey_ros', executable='joy_teleop', name='joy_teleop',
              namespace=namespace, parameters=[config], output='screen',
              condition=IfCondition(LaunchConfiguration('joystick'))),
-        Node(package='rviz2', executable='rviz2', name='rviz', namespace=namespace,
-             condition=IfCondition(LaunchConfiguration('rviz')),
-             arguments=['-d', PathJoinSubstitution(
-                 [FindPackageShare('donkey_ros'), 'config', 'donkey.rviz'])]),
     ]
     return LaunchDescription(arguments + nodes)

@@ -35,7 +35,12 @@ def generate_launch_description():
         DeclareLaunchArgument('rviz', default_value='false',
                               description='start rviz2 and the overlay node'),
     ]
+    # Nodes of other packages first: if one is not installed, launch stops before ours start.
     nodes = [
+        Node(package='rviz2', executable='rviz2', name='rviz', namespace=namespace,
+             condition=IfCondition(LaunchConfiguration('rviz')),
+             arguments=['-d', PathJoinSubstitution(
+                 [FindPackageShare('donkey_ros'), 'config', 'donkey.rviz'])]),
         Node(package='donkey_ros', executable='sim', name='sim', namespace=namespace,
              parameters=[config, {'track': track}], output='screen'),
         Node(package='donkey_ros', executable='expert', name='expert', namespace=namespace,
@@ -52,9 +57,5 @@ def generate_launch_description():
              parameters=[config], output='screen', condition=IfCondition(LaunchConfiguration('web'))),
         Node(package='donkey_ros', executable='overlay', name='overlay', namespace=namespace,
              parameters=[config], condition=IfCondition(LaunchConfiguration('rviz'))),
-        Node(package='rviz2', executable='rviz2', name='rviz', namespace=namespace,
-             condition=IfCondition(LaunchConfiguration('rviz')),
-             arguments=['-d', PathJoinSubstitution(
-                 [FindPackageShare('donkey_ros'), 'config', 'donkey.rviz'])]),
     ]
     return LaunchDescription(arguments + nodes)

@@ -96,11 +96,13 @@ def test_missing_share_file_and_undeclared_argument_are_caught(tmp_path, install
 
 def test_parameter_file_with_undeclared_parameter_is_caught(tmp_path):
     path = tmp_path / 'bad.yaml'
-    path.write_text('mux:\n  ros__parameters:\n    mode: user\n    turbo: true\n'
-                    'nobody:\n  ros__parameters: {}\n')
+    path.write_text('/**/mux:\n  ros__parameters:\n    mode: user\n    turbo: true\n'
+                    '/**/nobody:\n  ros__parameters: {}\n'
+                    'sim:\n  ros__parameters: {track: oval}\n')
     problems = check_param_file(path, package_nodes(console_scripts()))
     assert "bad.yaml: node 'mux' does not declare parameter 'turbo'" in problems
-    assert any("'nobody' is not a node of this package" in p for p in problems)
+    assert any("'/**/nobody' is not a node of this package" in p for p in problems)
+    assert any("'sim' applies only outside namespaces" in p for p in problems)
 
 
 def test_check_launch_command_fails_on_a_broken_file(tmp_path):
@@ -109,3 +111,9 @@ def test_check_launch_command_fails_on_a_broken_file(tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 1
     assert 'warp_drive' in result.stdout
+
+
+def test_parameter_documentation_is_current():
+    from donkey_ros.docs_params import render
+    documented = (ROOT / 'docs' / 'parameters.md').read_text()
+    assert documented == render(), 'run: donkey-ros params > docs/parameters.md'
