@@ -55,7 +55,7 @@ PARAMS = (
           read_only=True),
     Param('reliability', 'reliable', 'QoS reliability of the image publisher (the contract: '
           'reliable).', choices=('reliable', 'best_effort'), read_only=True),
-    Param('depth', 2, 'QoS history depth of the image publisher.', min=1, max=100,
+    Param('depth', 10, 'QoS history depth of the image publisher.', min=1, max=100,
           read_only=True),
     Param('retry_interval', 0.5, 'First wait (s) before reopening a failed camera; doubles on '
           'each failure.', min=0.05, max=60.0, read_only=True),
