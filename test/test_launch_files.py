@@ -1,6 +1,7 @@
 """Launch files are checked statically against a real install of the package (launch_ros is not
 installable from PyPI): executables, parameters, files in share/."""
 import importlib
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,10 +19,14 @@ LAUNCH_FILES = sorted((ROOT / 'launch').glob('*.launch.py'))
 def installed_share(tmp_path_factory):
     """share/donkey_ros of a real (non-editable) pip install of this checkout."""
     prefix = tmp_path_factory.mktemp('prefix')
+    # Built from a copy, so the build leaves no egg-info in the source tree.
+    source = tmp_path_factory.mktemp('source') / 'donkey_ros'
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        '.venv', '.git', 'build', 'install', 'log', 'data', '*.egg-info', '__pycache__'))
     subprocess.run(
         [sys.executable, '-m', 'pip', 'install', '--quiet', '--no-deps', '--no-build-isolation',
          '--ignore-installed',  # never touch the venv's own (editable) install
-         '--no-compile', '--prefix', str(prefix), str(ROOT)],
+         '--no-compile', '--prefix', str(prefix), str(source)],
         check=True, capture_output=True)
     share = prefix / 'share' / 'donkey_ros'
     assert (share / 'package.xml').exists()
