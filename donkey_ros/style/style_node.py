@@ -195,6 +195,8 @@ class StyleTransferNode(Node):
 
     # --- stream ----------------------------------------------------------------------------------
     def _on_frame(self, msg: Image) -> None:
+        if self.stream_sub is None:  # a frame taken before the stream was switched off
+            return
         now = time.monotonic()
         if now - self._last_stream < 1.0 / self.params.stream_rate:
             return
@@ -226,6 +228,7 @@ class StyleTransferNode(Node):
         return OK, f'{values["served"]} served, {values["failed"]} failed', values
 
     def on_shutdown(self) -> None:
+        self._set_stream(False)  # before the models go: no frame may reach a closed stylizer
         self.stylizer.close()
 
 
