@@ -1,7 +1,9 @@
 """`donkey-ros drive`: the car stack on the simulator, in one process, with live progress.
 
-By default the simulator, the expert driver (as the "user") and the mux run together and the
-expert drives ``--laps`` laps; the summary at the end lists lap times and off-track events.
+By default the simulator, the expert driver (as the "user"), the mux and the web controller run
+together and the expert drives ``--laps`` laps; the summary lists lap times and off-track events.
+``--mode pilot`` (or ``pilot_steer``) adds the CNN pilot (``--model``, default: the shipped model);
+``--no-expert`` leaves the user's seat to you (web page, joystick or keyboard teleop).
 """
 from __future__ import annotations
 
@@ -76,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--mode', choices=MODES, default='user',
                         help='drive mode of the mux (user = the expert drives)')
     parser.add_argument('--speed', type=float, default=None, help="expert's target speed (m/s)")
+    parser.add_argument('--no-expert', action='store_true',
+                        help='no expert: you drive (web page, joystick, keyboard_teleop)')
+    parser.add_argument('--model', default=None,
+                        help='pilot model (.tflite) for --mode pilot/pilot_steer '
+                             '(default: the shipped model)')
     parser.add_argument('--time-scale', type=float, default=1.0,
                         help='simulated seconds per wall second (the camera rate scales with it)')
     parser.add_argument('--params-file', default=None,
@@ -122,9 +129,16 @@ def main(argv: list[str]) -> int:
 
     what = f'{args.laps} laps' if args.laps else f'{args.duration:g} s' if args.duration \
         else 'until Ctrl-C'
-    print(f'donkey-ros drive: simulator + expert + mux (mode {args.mode}), {what}', flush=True)
-    factories = [make(SimNode, sim), make(ExpertNode, expert),
-                 make(MuxNode, [Parameter('mode', value=args.mode)])]
+    cast = ['simulator', 'mux'] + ([] if args.no_expert else ['expert']) + \
+        (['pilot'] if args.mode != 'user' else []) + ([] if args.no_web else ['web'])
+    print(f"donkey-ros drive: {' + '.join(cast)} (mode {args.mode}), {what}", flush=True)
+    factories = [make(SimNode, sim), make(MuxNode, [Parameter('mode', value=args.mode)])]
+    if not args.no_expert:
+        factories.append(make(ExpertNode, expert))
+    if args.mode != 'user':
+        from donkey_ros.learning.pilot_node import PilotNode
+        factories.append(make(PilotNode, [Parameter('model_path', value=args.model)]
+                              if args.model else []))
     if not args.no_web:
         web = [Parameter(name, value=value) for name, value in
                (('port', args.web_port), ('host', args.web_host)) if value is not None]
