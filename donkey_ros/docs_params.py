@@ -1,4 +1,7 @@
-"""`donkey-ros params`: every node's parameters as Markdown, from the nodes' own PARAMS tables."""
+"""`donkey-ros params`: every node's parameters as Markdown, from the nodes' own PARAMS tables.
+
+`donkey-ros params > docs/parameters.md` regenerates the documentation; a test keeps it current.
+"""
 from __future__ import annotations
 
 import argparse
@@ -6,6 +9,10 @@ import importlib
 
 from donkey_ros.common.params import markdown_table
 from donkey_ros.resources import console_scripts
+
+HEADER = ('# Parameters\n\nEvery node\'s parameters, generated from the nodes\' `PARAMS` tables by '
+          '`donkey-ros params > docs/parameters.md`.\nSet them in a parameter file (`config/*.yaml`), '
+          'in a launch file, or with `--ros-args -p name:=value`.\n')
 
 
 def node_tables() -> dict[str, tuple]:
@@ -18,12 +25,17 @@ def node_tables() -> dict[str, tuple]:
     return tables
 
 
+def render(nodes: list[str] | None = None) -> str:
+    sections = [HEADER] if not nodes else []
+    for script, params in node_tables().items():
+        if not nodes or script in nodes:
+            sections.append(f'## `{script}`\n\n{markdown_table(params)}\n')
+    return '\n'.join(sections)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog='donkey-ros params', description=__doc__)
     parser.add_argument('nodes', nargs='*', help='executables to show (default: all)')
     args = parser.parse_args(argv)
-    for script, params in node_tables().items():
-        if args.nodes and script not in args.nodes:
-            continue
-        print(f'### `{script}`\n\n{markdown_table(params)}\n')
+    print(render(args.nodes), end='')
     return 0
