@@ -13,24 +13,10 @@ import yaml
 from donkey_ros.actuation.calibrate import (import_donkeycar, main as calibrate_main,
                                             read_actuator_params, update_actuator_params)
 from donkey_ros.actuation.emulated_pca9685 import latest, read_log
+from donkey_ros.actuation.failsafe_check import SOURCE
 
 STEER, THROTTLE = 1, 0
 TIMEOUT, RATE = 0.5, 50.0
-SOURCE = """
-import sys, time, rclpy
-from geometry_msgs.msg import TwistStamped
-from donkey_ros.common import qos
-rclpy.init()
-node = rclpy.create_node('source', namespace=sys.argv[1])
-pub = node.create_publisher(TwistStamped, 'cmd', qos.COMMAND)
-msg = TwistStamped()
-msg.twist.linear.x, msg.twist.angular.z = 0.5, 1.0
-while True:
-    pub.publish(msg)
-    time.sleep(0.02)
-"""
-
-
 def namespace():
     return f'/proc{os.getpid()}_{time.monotonic_ns() % 10**8}'
 
