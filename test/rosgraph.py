@@ -12,6 +12,17 @@ from rclpy.executors import MultiThreadedExecutor
 _counter = itertools.count()
 
 
+def wait_for(predicate, timeout: float = 5.0, period: float = 0.01):
+    """Polls ``predicate`` until it is truthy or ``timeout`` passes; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(period)
+    return predicate()
+
+
 class RosGraph:
     """Holds an rclpy context, an executor thread and the nodes of one test.
 
@@ -58,14 +69,7 @@ class RosGraph:
             msg_type, topic, received.append, qos)
         return received
 
-    @staticmethod
-    def wait_for(predicate, timeout: float = 5.0, period: float = 0.01) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return True
-            time.sleep(period)
-        return predicate()
+    wait_for = staticmethod(wait_for)
 
     def close(self) -> None:
         self._running = False

@@ -14,6 +14,7 @@ from donkey_ros.actuation.calibrate import (import_donkeycar, main as calibrate_
                                             read_actuator_params, update_actuator_params)
 from donkey_ros.actuation.emulated_pca9685 import latest, read_log
 from donkey_ros.actuation.failsafe_check import SOURCE
+from rosgraph import wait_for
 
 STEER, THROTTLE = 1, 0
 TIMEOUT, RATE = 0.5, 50.0
@@ -33,15 +34,6 @@ def start_actuator(ns, log, *params):
 def start_source(ns):
     return subprocess.Popen([sys.executable, '-c', SOURCE, ns])
 
-
-def wait_for(predicate, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.01)
-    return predicate()
 
 
 def driving(log):

@@ -17,6 +17,7 @@ from donkey_ros.common import qos
 from donkey_ros.common.command import DriveCommand, command_to_msg
 from donkey_ros.common.image import array_to_image
 from donkey_ros.web.browser import HeadlessChromium, missing
+from rosgraph import wait_for as wait
 
 pytestmark = pytest.mark.skipif(missing() is not None, reason=f'no headless browser: {missing()}')
 
@@ -76,14 +77,6 @@ def page(stack, browser):
     yield browser
     browser.get('about:blank')  # closes the WebSocket
 
-
-def wait(predicate, timeout=5.0, period=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(period)
-    return predicate()
 
 
 def js(driver, expression):

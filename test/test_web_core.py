@@ -145,14 +145,6 @@ class Recorder:
         self.lines.append(('error', text))
 
 
-def wait_for(predicate, timeout=3.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
-
 
 @pytest.fixture
 def server():
