@@ -18,6 +18,7 @@ from donkey_ros.web.access import (access_allowed, host_header_allowed, is_loopb
                                    token_matches)
 from donkey_ros.web.protocol import Joystick, ProtocolError, parse_message
 from donkey_ros.web.server import WebError, WebServer
+from rosgraph import wait_for
 
 aiohttp = pytest.importorskip('aiohttp')
 
