@@ -30,3 +30,16 @@ def test_drive_rejects_an_unknown_track_in_one_line():
     assert result.returncode == 2
     assert "parameter 'track'" in result.stderr + result.stdout
     assert 'Traceback' not in result.stderr
+
+
+@pytest.mark.slow
+def test_shipped_pilot_drives_out_of_the_box():
+    """`donkey-ros drive --mode pilot`: sim + mux + the CNN pilot with the shipped model."""
+    result = subprocess.run(
+        [DONKEY_ROS, 'drive', '--mode', 'pilot', '--laps', '1', '--time-scale', '3', '--no-web',
+         '--track', 'waveshare'],
+        capture_output=True, text=True, timeout=120, env=dict(os.environ))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert 'pilot' in result.stdout.splitlines()[0]
+    assert 'laps completed    : 1' in result.stdout
+    assert 'off-track events  : 0' in result.stdout, result.stdout
