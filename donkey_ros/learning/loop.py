@@ -555,9 +555,6 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-if __name__ == '__main__':
-    try:
-        sys.exit(main(sys.argv[1:]))
-    except DonkeyRosError as error:
-        print(f'error: {error}', file=sys.stderr)
-        sys.exit(1)
+if __name__ == '__main__':  # the same as `donkey-ros loop`
+    from donkey_ros.cli import main as cli_main
+    sys.exit(cli_main(['loop', *sys.argv[1:]]))

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from donkey_ros.common.errors import ConfigError, DonkeyRosError
+from donkey_ros.common.errors import ConfigError
 from donkey_ros.learning.metadata import ModelMetadata
 from donkey_ros.learning.pipeline import (AUGMENTATIONS, DEFAULT_AUGMENTATIONS, DataError,
                                           FrameSet, PipelineConfig, collect_frames,
@@ -555,9 +555,6 @@ def print_result(result: TrainResult) -> None:
     print(f'training wall time {result.seconds:.1f} s')
 
 
-if __name__ == '__main__':
-    try:
-        sys.exit(main(sys.argv[1:]))
-    except DonkeyRosError as error:
-        print(f'error: {error}', file=sys.stderr)
-        sys.exit(1)
+if __name__ == '__main__':  # the same as `donkey-ros train`
+    from donkey_ros.cli import main as cli_main
+    sys.exit(cli_main(['train', *sys.argv[1:]]))

@@ -16,7 +16,6 @@ import time
 
 import numpy as np
 
-from donkey_ros.common.errors import DonkeyRosError
 from donkey_ros.style.errors import StyleError
 from donkey_ros.style.stylizer import read_image, write_image
 
@@ -211,9 +210,6 @@ def main(argv: list[str]) -> int:
         backend.close()
 
 
-if __name__ == '__main__':
-    try:
-        sys.exit(main(sys.argv[1:]))
-    except DonkeyRosError as error:
-        print(f'error: {error}', file=sys.stderr)
-        sys.exit(1)
+if __name__ == '__main__':  # the same as `donkey-ros stylize`
+    from donkey_ros.cli import main as cli_main
+    sys.exit(cli_main(['stylize', *sys.argv[1:]]))
