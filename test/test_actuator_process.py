@@ -159,7 +159,8 @@ def test_import_of_a_donkeycar_myconfig(tmp_path, capsys):
     assert params == {'steering_left_pwm': 455, 'steering_right_pwm': 295,
                       'throttle_forward_pwm': 480, 'throttle_stopped_pwm': 372,
                       'throttle_reverse_pwm': 250, 'i2c_bus': 1, 'i2c_address': 0x41,
-                      'steering_channel': 3, 'throttle_channel': 2}
+                      'steering_channel': 3, 'throttle_channel': 2, 'units': 'ticks',
+                      'ticks_frequency': 60}
     assert import_donkeycar(str(myconfig))['i2c_address'] == 65
 
 

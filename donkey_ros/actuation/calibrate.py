@@ -10,7 +10,6 @@ Values are DonkeyCar PWM ticks unless the file says ``units: us``.
 from __future__ import annotations
 
 import argparse
-import ast
 import os
 import re
 import sys
@@ -24,12 +23,6 @@ NAMES = {'left': 'steering_left_pwm', 'right': 'steering_right_pwm',
          'forward': 'throttle_forward_pwm', 'stopped': 'throttle_stopped_pwm',
          'reverse': 'throttle_reverse_pwm'}
 STEERING_NAMES = ('left', 'right')
-DONKEYCAR_KEYS = {'STEERING_LEFT_PWM': 'steering_left_pwm',
-                  'STEERING_RIGHT_PWM': 'steering_right_pwm',
-                  'THROTTLE_FORWARD_PWM': 'throttle_forward_pwm',
-                  'THROTTLE_STOPPED_PWM': 'throttle_stopped_pwm',
-                  'THROTTLE_REVERSE_PWM': 'throttle_reverse_pwm',
-                  'PWM_STEERING_INVERTED': None, 'PWM_THROTTLE_INVERTED': None}
 DEFAULT_CONFIG = os.path.join('config', 'car.yaml')
 HELP = """commands:
   <number>        output this pulse on the current channel
@@ -135,44 +128,18 @@ def _yaml_scalar(value) -> str:
 
 
 def import_donkeycar(path: str) -> dict:
-    """The actuator parameters of a DonkeyCar ``myconfig.py``/``config.py`` (PWM_STEERING_THROTTLE).
+    """The actuator parameters of a DonkeyCar ``myconfig.py`` (with its ``config.py``).
 
-    Reads the file as data (it is never executed).
+    Uses the reader and mapping of ``donkey-ros import-config`` (the file is read as data, never
+    executed); settings that cannot be carried over are printed as notes.
     """
-    try:
-        with open(path, encoding='utf-8') as stream:
-            tree = ast.parse(stream.read(), path)
-    except (OSError, SyntaxError) as error:
-        raise CalibrationFileError(f'cannot read {path}: {error}') from None
-    found = {}
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(
-                node.targets[0], ast.Name):
-            try:
-                found[node.targets[0].id] = ast.literal_eval(node.value)
-            except ValueError:
-                continue
-    table = dict(found)
-    if isinstance(found.get('PWM_STEERING_THROTTLE'), dict):
-        table.update(found['PWM_STEERING_THROTTLE'])
-    params = {}
-    for key, name in DONKEYCAR_KEYS.items():
-        if key in table and name is not None:
-            params[name] = int(table[key])
-    for key, name in (('PWM_STEERING_PIN', 'steering'), ('PWM_THROTTLE_PIN', 'throttle')):
-        match = re.fullmatch(r'PCA9685\.(\d+):([0-9a-fA-F]+)\.(\d+)', str(table.get(key, '')))
-        if match:
-            params['i2c_bus'] = int(match.group(1))
-            params['i2c_address'] = int(match.group(2), 16)
-            params[f'{name}_channel'] = int(match.group(3))
-    for key, name in (('PWM_STEERING_SCALE', 'steering'), ('PWM_THROTTLE_SCALE', 'throttle')):
-        if key in table and float(table[key]) != 1.0:
-            print(f'warning: {key} = {table[key]} is not 1.0; set ticks_frequency = '
-                  f'60 / {table[key]} if the board ran at 60 Hz', file=sys.stderr)
-    for key in ('PWM_STEERING_INVERTED', 'PWM_THROTTLE_INVERTED'):
-        if table.get(key):
-            print(f'warning: {key} inverts the electrical signal; donkey_ros does not support '
-                  'that (its *_inverted parameters swap directions)', file=sys.stderr)
+    from donkey_ros.donkeycar.config import read_config
+    from donkey_ros.donkeycar.config_import import map_config
+
+    imported = map_config(read_config(path))
+    for note in imported.notes:
+        print(f'note: {note}', file=sys.stderr)
+    params = imported.params.get('actuator', {})
     if not any(name in params for name in NAMES.values()):
         raise CalibrationFileError(f'no PWM calibration values (STEERING_LEFT_PWM...) in {path}')
     return params
