@@ -15,8 +15,9 @@ say() { printf '[setup] %s\n' "$*" >&2; }
 if [ "${1:-}" = "--with-browser" ] && ! { command -v chromium && command -v chromedriver; } >/dev/null; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     say "installing Debian's chromium + chromium-driver (for the web page tests)"
-    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive \
-      apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+    { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; } \
+      || say "could not install chromium: the browser tests will be skipped"
   else
     say "chromium/chromedriver not found: the browser tests will be skipped" \
         "(sudo apt-get install chromium chromium-driver)"
