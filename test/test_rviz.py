@@ -24,6 +24,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 from donkey_ros.common import qos
 from donkey_ros.common.image import image_to_array
 from donkey_ros.sim.track import load_track
+from rosgraph import wait_for
 
 RVIZ = Path(__file__).resolve().parent.parent / 'config' / 'donkey.rviz'
 TYPES = {'rviz_default_plugins/Image': 'sensor_msgs/msg/Image',
@@ -146,7 +147,12 @@ def test_car_pose_is_on_the_track_and_moving(stack):
     track = load_track(stack.sim.params.track)
     centre = np.array(track.points)
     first = stack.odom[-1]
-    time.sleep(0.5)
+
+    def moved_from_first():
+        now = stack.odom[-1].pose.pose.position
+        return math.hypot(now.x - first.pose.pose.position.x, now.y - first.pose.pose.position.y)
+
+    wait_for(lambda: moved_from_first() > 0.3, timeout=10.0)  # polled: a loaded machine is slower
     last = stack.odom[-1]
     for odom in (first, last):
         assert odom.header.frame_id == 'odom' and odom.child_frame_id == 'base_link'

@@ -56,7 +56,7 @@ def test_sim_car_obeys_cmd_and_stops_when_cmd_stops(graph):
         time.sleep(0.02)
     moving = odoms[-1].twist.twist.linear.x
     assert moving > 0.5
-    assert graph.wait_for(lambda: odoms[-1].twist.twist.linear.x < 0.05, timeout=5.0), \
+    assert graph.wait_for(lambda: odoms[-1].twist.twist.linear.x < 0.05, timeout=20.0), \
         'the car must coast to a stop once cmd goes silent'
 
 
@@ -82,8 +82,10 @@ def test_expert_completes_a_lap_through_the_mux(graph, track):
         track=track, rate=100.0, time_scale=5.0, physics_substeps=2, width=80, height=60))
     graph.add(ExpertNode, parameter_overrides=params(track=track))
     graph.add(MuxNode)
+    # Normally a lap takes a fifth of its real time; the limit allows for a machine so loaded
+    # that the simulator only manages real time.
     lap_seconds = sim.sim.track.length / 1.5 * 1.3
-    assert graph.wait_for(lambda: sim.sim.status.laps >= 1, timeout=lap_seconds / 5.0 * 3 + 15.0), \
+    assert graph.wait_for(lambda: sim.sim.status.laps >= 1, timeout=lap_seconds + 15.0), \
         f'no lap after {sim.sim.status.progress:.1f} m of {sim.sim.track.length:.1f} m'
     assert sim.sim.status.off_track_count == 0
 
