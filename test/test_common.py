@@ -100,3 +100,15 @@ def test_commands_clamp_and_reject_non_finite():
     msg.twist.linear.x = math.inf
     with pytest.raises(CommandError, match='throttle is inf'):
         command_from_msg(msg)
+
+
+def test_jpeg_round_trip_and_unreadable_data():
+    from donkey_ros.common.image import decode_jpeg, encode_jpeg
+    rgb = np.zeros((24, 32, 3), np.uint8)
+    rgb[:, :16] = (250, 20, 20)  # red left half: channel order must survive
+    back = decode_jpeg(encode_jpeg(rgb, quality=95))
+    assert back.shape == rgb.shape
+    assert np.abs(back.astype(int) - rgb).mean() < 4
+    assert back[12, 4, 0] > 200 and back[12, 4, 2] < 60
+    with pytest.raises(ImageError, match='not a readable'):
+        decode_jpeg(b'not a jpeg')

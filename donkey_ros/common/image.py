@@ -77,3 +77,32 @@ def array_to_image(pixels: np.ndarray, stamp=None, frame_id: str = 'camera',
     msg.step = msg.width * channels
     msg.data = np.ascontiguousarray(pixels).tobytes()
     return msg
+
+
+def encode_jpeg(pixels: np.ndarray, quality: int = 90) -> bytes:
+    """HxWx3 RGB uint8 -> JPEG bytes.
+
+    Raises:
+        ImageError: the array cannot be encoded.
+    """
+    import cv2
+
+    ok, jpeg = cv2.imencode('.jpg', np.ascontiguousarray(pixels[:, :, ::-1]),
+                            [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise ImageError(f'JPEG encoding of a {pixels.shape} array failed')
+    return jpeg.tobytes()
+
+
+def decode_jpeg(data) -> np.ndarray:
+    """JPEG (or PNG) bytes -> HxWx3 uint8 RGB.
+
+    Raises:
+        ImageError: the data is not a readable image.
+    """
+    import cv2
+
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ImageError('not a readable JPEG/PNG image')
+    return np.ascontiguousarray(bgr[:, :, ::-1])

@@ -34,6 +34,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from donkey_ros.common.command import clamp
+from donkey_ros.common.image import ImageError, decode_jpeg
 from donkey_ros.donkeycar.tub import MODES, STEERING_SIGN, Tub, TubError, TubRecord, find_tubs
 from donkey_ros.recording.errors import BagError
 
@@ -227,14 +228,6 @@ def convert_mode(mode: str) -> str:
     return MODES.get(mode, mode)
 
 
-def decode_jpeg(data: bytes) -> np.ndarray | None:
-    """JPEG (or PNG) bytes -> HxWx3 uint8 RGB, None if not decodable."""
-    import cv2
-
-    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    return None if bgr is None else np.ascontiguousarray(bgr[:, :, ::-1])
-
-
 def import_tubs(tubs: Sequence[str | Path], bag: str | Path, images: str = 'jpeg',
                 namespace: str = '', rate_hz: float = 20.0, storage: str = 'mcap',
                 compression: str = 'none', preview: bool = True, verify: bool = True,
@@ -363,8 +356,9 @@ def _write_record(out: _Writer, tub: Tub, record: TubRecord, stamp: int, mode: s
         summary.bad_images.append((str(tub.path), record.index,
                                    f'{record.image.name}: {error.strerror or error}'))
         return mode
-    pixels = decode_jpeg(data)
-    if pixels is None:
+    try:
+        pixels = decode_jpeg(data)
+    except ImageError:
         summary.bad_images.append((str(tub.path), record.index,
                                    f'{record.image.name} is not a readable JPEG'))
         return mode

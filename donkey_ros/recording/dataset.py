@@ -21,6 +21,7 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
+from donkey_ros.common.command import clamp
 from donkey_ros.recording.errors import BagError
 
 IMAGE_TOPIC = 'camera/image_raw'
@@ -339,7 +340,7 @@ class Dataset:
                     if topic == topics.command:
                         steering, throttle = msg.twist.angular.z, msg.twist.linear.x
                         if math.isfinite(steering) and math.isfinite(throttle):
-                            state.command = (stamp, _clamp(steering), _clamp(throttle))
+                            state.command = (stamp, clamp(steering), clamp(throttle))
                         else:
                             counts.bad_command += 1
                     elif topic == topics.mode:
@@ -416,21 +417,17 @@ def decode_image(raw: bytes, msgtype: str) -> np.ndarray:
     Raises:
         ImageError: unsupported encoding, size mismatch or corrupt JPEG/PNG.
     """
-    from donkey_ros.common.image import ImageError, image_to_array
+    from donkey_ros.common.image import ImageError, decode_jpeg, image_to_array
     from donkey_ros.recording.types import typestore
 
     msg = typestore().deserialize_cdr(raw, msgtype)
     if msgtype.endswith('CompressedImage'):
-        import cv2
-        bgr = cv2.imdecode(np.asarray(msg.data, np.uint8), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise ImageError(f"cannot decode compressed image (format '{msg.format}')")
-        return np.ascontiguousarray(bgr[:, :, ::-1])
+        try:
+            return decode_jpeg(np.asarray(msg.data, np.uint8))
+        except ImageError:
+            raise ImageError(f"cannot decode compressed image (format '{msg.format}')") from None
     return np.array(image_to_array(msg), copy=True)
 
-
-def _clamp(value: float) -> float:
-    return min(1.0, max(-1.0, float(value)))
 
 
 def _status_dict(msg) -> dict:

@@ -315,22 +315,18 @@ def compress_image(data: bytes, quality: int = 90) -> bytes:
     Raises:
         BagError: the image cannot be decoded or encoded.
     """
-    import cv2
     import numpy as np
 
-    from donkey_ros.common.image import ImageError, image_to_array
+    from donkey_ros.common.image import ImageError, encode_jpeg, image_to_array
     from donkey_ros.recording.types import typestore
 
     store = typestore()
     msg = store.deserialize_cdr(data, IMAGE_TYPE)
     try:
         rgb = image_to_array(msg)
+        jpeg = encode_jpeg(rgb, quality)
     except ImageError as error:
         raise BagError(f'cannot compress image: {error}') from None
-    ok, jpeg = cv2.imencode('.jpg', np.ascontiguousarray(rgb[:, :, ::-1]),
-                            [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    if not ok:
-        raise BagError('JPEG encoding failed')
     out = store.types[COMPRESSED_TYPE](header=msg.header, format='rgb8; jpeg compressed bgr8',
-                                       data=jpeg.ravel())
+                                       data=np.frombuffer(jpeg, np.uint8))
     return bytes(store.serialize_cdr(out, COMPRESSED_TYPE))

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from donkey_ros.common.image import encode_jpeg
 from donkey_ros.recording.types import typestore
 from donkey_ros.recording.writer import BagWriter, qos_profile
 
@@ -98,10 +99,9 @@ def write_synthetic_bag(path: str | Path, frames: int = 100, fps: float = 20.0,
         """Built when written, so a large bag never sits in memory."""
         pixels = frame_pixels(i, width, height)
         if compressed:
-            import cv2
-            ok, jpeg = cv2.imencode('.jpg', pixels[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
             return msgs['sensor_msgs/msg/CompressedImage'](
-                header=header(t), format='rgb8; jpeg compressed bgr8', data=jpeg.ravel())
+                header=header(t), format='rgb8; jpeg compressed bgr8',
+                data=np.frombuffer(encode_jpeg(pixels, 95), np.uint8))
         return msgs['sensor_msgs/msg/Image'](
             header=header(t), height=height, width=width, encoding='rgb8', is_bigendian=0,
             step=width * 3, data=pixels.ravel())

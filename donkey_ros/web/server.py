@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import io
 import itertools
 import json
 import logging
@@ -29,6 +28,7 @@ import numpy as np
 from aiohttp import WSMsgType, web
 
 from donkey_ros.common.errors import DonkeyRosError
+from donkey_ros.common.image import encode_jpeg
 from donkey_ros.web.access import (COOKIE, access_allowed, host_header_allowed, needs_token,
                                    origin_allowed, page_urls, token_matches)
 from donkey_ros.web.protocol import MAX_MESSAGE, Message, ProtocolError, parse_message
@@ -48,15 +48,6 @@ class Connection:
     id: int
     peer: str
     opened: float = field(default_factory=time.monotonic)
-
-
-def encode_jpeg(pixels: np.ndarray, quality: int) -> bytes:
-    """HxWx3 RGB (or HxW grey) uint8 -> JPEG bytes (Pillow)."""
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(pixels)).save(buffer, 'JPEG', quality=int(quality))
-    return buffer.getvalue()
 
 
 class WebServer:
