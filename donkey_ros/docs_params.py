@@ -5,31 +5,19 @@
 from __future__ import annotations
 
 import argparse
-import importlib
-
 from donkey_ros.common.params import markdown_table
-from donkey_ros.resources import console_scripts
+from donkey_ros.resources import node_modules
 
 HEADER = ('# Parameters\n\nEvery node\'s parameters, generated from the nodes\' `PARAMS` tables by '
           '`donkey-ros params > docs/parameters.md`.\nSet them in a parameter file (`config/*.yaml`), '
           'in a launch file, or with `--ros-args -p name:=value`.\n')
 
 
-def node_tables() -> dict[str, tuple]:
-    """{executable: PARAMS} for every console script whose module declares PARAMS."""
-    tables = {}
-    for script, target in sorted(console_scripts().items()):
-        module = importlib.import_module(target.split(':')[0])
-        if hasattr(module, 'PARAMS'):
-            tables[script] = module.PARAMS
-    return tables
-
-
 def render(nodes: list[str] | None = None) -> str:
     sections = [HEADER] if not nodes else []
-    for script, params in node_tables().items():
+    for script, module in node_modules().items():
         if not nodes or script in nodes:
-            sections.append(f'## `{script}`\n\n{markdown_table(params)}\n')
+            sections.append(f'## `{script}`\n\n{markdown_table(module.PARAMS)}\n')
     return '\n'.join(sections)
 
 

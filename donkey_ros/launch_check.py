@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import argparse
 import ast
-import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from donkey_ros.common.errors import DonkeyRosError
-from donkey_ros.resources import console_scripts, share_dir
+from donkey_ros.resources import console_scripts, node_modules, share_dir
 
 PACKAGE = 'donkey_ros'
 _SHARE_FINDERS = ('FindPackageShare', 'get_package_share_directory')
@@ -70,20 +69,10 @@ def _share_path(call: ast.Call) -> tuple[str, str] | None:
     return package, '/'.join(rest)
 
 
-def node_params(executable: str, scripts: dict[str, str]) -> tuple[str, set[str]]:
-    """The ``NODE_NAME`` and declared parameter names of the node behind a console script."""
-    module = importlib.import_module(scripts[executable].split(':')[0])
-    return getattr(module, 'NODE_NAME', executable), {p.name for p in getattr(module, 'PARAMS', ())}
-
-
 def package_nodes(scripts: dict[str, str]) -> dict[str, set[str]]:
     """{node name: declared parameter names} for every node executable of the package."""
-    nodes = {}
-    for script, target in scripts.items():
-        module = importlib.import_module(target.split(':')[0])
-        if hasattr(module, 'PARAMS'):
-            nodes[getattr(module, 'NODE_NAME', script)] = {p.name for p in module.PARAMS}
-    return nodes
+    return {getattr(module, 'NODE_NAME', script): {p.name for p in module.PARAMS}
+            for script, module in node_modules(scripts).items()}
 
 
 def check_param_file(path: Path, nodes: dict[str, set[str]]) -> list[str]:
@@ -170,7 +159,8 @@ def _check_node(call: ast.Call, report: LaunchReport, scripts: dict) -> None:
             f"(known: {', '.join(sorted(scripts))})")
         return
     report.nodes.append(executable)
-    _, declared = node_params(executable, scripts)
+    module = node_modules({executable: scripts[executable]}).get(executable)
+    declared = {p.name for p in module.PARAMS} if module else set()
     for item in getattr(_keyword(call, 'parameters'), 'elts', []):
         if isinstance(item, ast.Dict):
             for key in item.keys:

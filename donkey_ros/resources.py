@@ -30,6 +30,18 @@ def config_file(name: str) -> Path:
     return share_dir() / 'config' / name
 
 
+def node_modules(scripts: dict[str, str] | None = None) -> dict:
+    """{executable: module} for every console script whose module declares ``PARAMS`` (a node)."""
+    import importlib
+
+    modules = {}
+    for script, target in sorted((console_scripts() if scripts is None else scripts).items()):
+        module = importlib.import_module(target.split(':')[0])
+        if hasattr(module, 'PARAMS'):
+            modules[script] = module
+    return modules
+
+
 def console_scripts() -> dict[str, str]:
     """{script name: 'module:function'} as declared by the installed distribution."""
     try:
