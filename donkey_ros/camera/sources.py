@@ -108,26 +108,39 @@ def opencv_has_gstreamer(build_information: str) -> bool:
     return bool(re.search(r'^\s*GStreamer:\s*YES', build_information, re.MULTILINE))
 
 
+def libcamera_refusal(opencv: bool, opencv_gstreamer: bool, gst_inspect: bool,
+                      libcamerasrc: bool) -> str:
+    """Why the libcamera (GStreamer) backend cannot work, from what was found; '' = it can."""
+    if not opencv:
+        return 'OpenCV (cv2) is not installed: sudo apt install python3-opencv'
+    if not opencv_gstreamer:
+        return ("this OpenCV was built without GStreamer (pip's opencv-python wheels are); use "
+                "apt's python3-opencv")
+    if not gst_inspect:
+        return ('gst-inspect-1.0 not found: sudo apt install gstreamer1.0-tools '
+                'gstreamer1.0-libcamera')
+    if not libcamerasrc:
+        return 'GStreamer has no libcamerasrc element: sudo apt install gstreamer1.0-libcamera'
+    return ''
+
+
 def libcamera_problem() -> str:
-    """Why the libcamera (GStreamer) backend cannot work here; '' when it can."""
+    """Looks at this machine (OpenCV's build, ``gst-inspect-1.0 libcamerasrc``) and says why the
+    libcamera backend cannot work here; '' when it can."""
     try:
         cv2 = _cv2()
     except ImportError:
-        return 'OpenCV (cv2) is not installed: sudo apt install python3-opencv'
-    if not opencv_has_gstreamer(cv2.getBuildInformation()):
-        return ("this OpenCV was built without GStreamer (pip's opencv-python wheels are); use "
-                "apt's python3-opencv")
+        return libcamera_refusal(False, False, False, False)
+    gstreamer = opencv_has_gstreamer(cv2.getBuildInformation())
     inspect = shutil.which('gst-inspect-1.0')
-    if inspect is None:
-        return 'gst-inspect-1.0 not found: sudo apt install gstreamer1.0-tools gstreamer1.0-libcamera'
-    try:
-        found = subprocess.run([inspect, 'libcamerasrc'], capture_output=True,
-                               timeout=20).returncode == 0
-    except (OSError, subprocess.TimeoutExpired) as error:
-        return f'gst-inspect-1.0 libcamerasrc failed: {error}'
-    if not found:
-        return 'GStreamer has no libcamerasrc element: sudo apt install gstreamer1.0-libcamera'
-    return ''
+    found = False
+    if gstreamer and inspect:
+        try:
+            found = subprocess.run([inspect, 'libcamerasrc'], capture_output=True,
+                                   timeout=20).returncode == 0
+        except (OSError, subprocess.TimeoutExpired) as error:
+            return f'gst-inspect-1.0 libcamerasrc failed: {error}'
+    return libcamera_refusal(True, gstreamer, inspect is not None, found)
 
 
 def picamera2_problem() -> str:
