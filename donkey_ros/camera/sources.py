@@ -146,7 +146,8 @@ def libcamera_problem() -> str:
 def picamera2_problem() -> str:
     """Why the picamera2 backend cannot work here; '' when picamera2 is importable."""
     if importlib.util.find_spec('picamera2') is None:
-        return 'picamera2 is not installed (Raspberry Pi OS only: sudo apt install python3-picamera2)'
+        return ('picamera2 is not installed (Raspberry Pi OS only: sudo apt install '
+                'python3-picamera2)')
     return ''
 
 

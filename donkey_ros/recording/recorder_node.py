@@ -127,7 +127,8 @@ class RecorderNode(Node):
     def _config(self) -> RecorderConfig:
         p = self.params
         return RecorderConfig(
-            folder=bags_folder(p.folder), prefix=p.prefix, storage=p.storage, compression=p.compression,
+            folder=bags_folder(p.folder), prefix=p.prefix, storage=p.storage,
+            compression=p.compression,
             max_file_bytes=p.max_file_size_mb * 2**20, max_file_seconds=p.max_file_duration,
             flush_period=p.flush_period, queue_bytes=p.queue_size_mb * 2**20,
             queue_messages=p.queue_messages, compress_images=p.compress_images,
