@@ -108,14 +108,17 @@ def opencv_has_gstreamer(build_information: str) -> bool:
     return bool(re.search(r'^\s*GStreamer:\s*YES', build_information, re.MULTILINE))
 
 
+NO_GSTREAMER = ("this OpenCV was built without GStreamer (pip's opencv-python wheels are); use "
+                "apt's python3-opencv")
+
+
 def libcamera_refusal(opencv: bool, opencv_gstreamer: bool, gst_inspect: bool,
                       libcamerasrc: bool) -> str:
     """Why the libcamera (GStreamer) backend cannot work, from what was found; '' = it can."""
     if not opencv:
         return 'OpenCV (cv2) is not installed: sudo apt install python3-opencv'
     if not opencv_gstreamer:
-        return ("this OpenCV was built without GStreamer (pip's opencv-python wheels are); use "
-                "apt's python3-opencv")
+        return NO_GSTREAMER
     if not gst_inspect:
         return ('gst-inspect-1.0 not found: sudo apt install gstreamer1.0-tools '
                 'gstreamer1.0-libcamera')
@@ -193,8 +196,7 @@ class LibcameraSource(OpenCVSource):
     def open(self) -> None:
         cv2 = _cv2()
         if not opencv_has_gstreamer(cv2.getBuildInformation()):
-            raise CameraError("backend libcamera: this OpenCV was built without GStreamer (pip's "
-                              "opencv-python wheels are); use apt's python3-opencv")
+            raise CameraError(f'backend libcamera: {NO_GSTREAMER}')
         capture = cv2.VideoCapture(self.pipeline, cv2.CAP_GSTREAMER)
         if not capture.isOpened():
             capture.release()
