@@ -38,6 +38,8 @@ COMMANDS = {
                    "a .tflite model's inputs, outputs, ops, size and metadata"),
     'loop': ('donkey_ros.learning.loop',
              'record expert laps in the sim -> train -> drive, measured'),
+    'service': ('donkey_ros.service',
+                'start the car on power-up: install, show or remove a systemd unit'),
 }
 
 

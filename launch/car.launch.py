@@ -5,11 +5,29 @@
 Start in `user` mode and switch to `pilot_steer` / `pilot` from the joystick or the web page.
 """
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.conditions import IfCondition
+from launch.logging import get_logger
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
+
+from donkey_ros.launch_support import JOY_PACKAGE, joystick_plan, package_installed
+
+
+def joystick_nodes(context, config, namespace):
+    """joy_node and joy_teleop when asked for and the joy package is installed; else one warning."""
+    start, warning = joystick_plan(IfCondition(LaunchConfiguration('joystick')).evaluate(context),
+                                   package_installed(JOY_PACKAGE))
+    if warning:
+        get_logger('car.launch').warning(warning)
+    if not start:
+        return []
+    return [
+        Node(package='joy', executable='joy_node', name='joy', namespace=namespace),
+        Node(package='donkey_ros', executable='joy_teleop', name='joy_teleop',
+             namespace=namespace, parameters=[config], output='screen'),
+    ]
 
 
 def generate_launch_description():
@@ -25,15 +43,15 @@ def generate_launch_description():
         DeclareLaunchArgument('model', default_value='',
                               description='pilot model (.tflite); empty = the shipped default'),
         DeclareLaunchArgument('joystick', default_value='true',
-                              description='start the joy driver and joy_teleop'),
+                              description='start the joy driver and joy_teleop (off, with a '
+                              'warning, when the joy package is not installed)'),
         DeclareLaunchArgument('web', default_value='true', description='start the web controller'),
         DeclareLaunchArgument('rviz', default_value='false',
                               description='start rviz2 and the overlay node'),
     ]
     # Nodes of other packages first: if one is not installed, launch stops before ours start.
     nodes = [
-        Node(package='joy', executable='joy_node', name='joy', namespace=namespace,
-             condition=IfCondition(LaunchConfiguration('joystick'))),
+        OpaqueFunction(function=joystick_nodes, args=[config, namespace]),
         Node(package='rviz2', executable='rviz2', name='rviz', namespace=namespace,
              condition=IfCondition(LaunchConfiguration('rviz')),
              arguments=['-d', PathJoinSubstitution(
@@ -52,8 +70,5 @@ def generate_launch_description():
              parameters=[config], output='screen', condition=IfCondition(LaunchConfiguration('web'))),
         Node(package='donkey_ros', executable='overlay', name='overlay', namespace=namespace,
              parameters=[config], condition=IfCondition(LaunchConfiguration('rviz'))),
-        Node(package='donkey_ros', executable='joy_teleop', name='joy_teleop',
-             namespace=namespace, parameters=[config], output='screen',
-             condition=IfCondition(LaunchConfiguration('joystick'))),
     ]
     return LaunchDescription(arguments + nodes)

@@ -139,7 +139,8 @@ def open_i2c(bus: int):
     if not os.path.exists(device):
         raise ActuatorError(
             f'I2C bus {bus} not found ({device} does not exist); enable I2C '
-            f'(sudo raspi-config -> Interface Options -> I2C) or set the i2c_bus parameter')
+            f'(Ubuntu: dtparam=i2c_arm=on in /boot/firmware/config.txt, reboot; Raspberry Pi '
+            f'OS: sudo raspi-config -> Interface Options -> I2C) or set the i2c_bus parameter')
     try:
         from adafruit_extended_bus import ExtendedI2C
     except ImportError:

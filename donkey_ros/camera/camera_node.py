@@ -14,7 +14,7 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from donkey_ros.camera.camera_info import from_file, pinhole
 from donkey_ros.camera.capture import CaptureThread, FrameShaper
-from donkey_ros.camera.sources import BACKENDS, make_source
+from donkey_ros.camera.sources import BACKENDS, make_source, resolve_backend
 from donkey_ros.common import qos
 from donkey_ros.common.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher
 from donkey_ros.common.image import array_to_image
@@ -23,11 +23,13 @@ from donkey_ros.common.runner import node_main
 
 NODE_NAME = 'camera'
 PARAMS = (
-    Param('backend', 'opencv', 'Frame source: opencv (USB/V4L2 camera or video path), picamera2 '
-          '(Raspberry Pi camera), file (folder of images or video, looped).', choices=BACKENDS,
+    Param('backend', 'auto', 'Frame source: opencv (USB/V4L2 camera or video path), libcamera '
+          '(CSI camera on Ubuntu: GStreamer libcamerasrc in OpenCV), picamera2 (Pi camera on '
+          'Raspberry Pi OS), file (folder of images or video, looped); auto = picamera2 if '
+          'installed, else libcamera if available, else opencv.', choices=BACKENDS,
           read_only=True),
-    Param('device', '0', 'opencv: camera index (0), device (/dev/video0) or video path/URL.',
-          read_only=True),
+    Param('device', '0', 'opencv: camera index (0), device (/dev/video0) or video path/URL; '
+          "libcamera: the camera's libcamera id (`cam --list`), 0 = the first.", read_only=True),
     Param('path', '', 'file: folder of images (played in name order) or a video file.',
           read_only=True),
     Param('width', 160, 'Published image width before cropping (frames are resized).',
@@ -82,7 +84,12 @@ class CameraNode(Node):
                                   p.crop_right, p.flip_horizontal, p.flip_vertical)
         self.model = (from_file(p.camera_info_file, self.shaper) if p.camera_info_file
                       else pinhole(self.shaper, p.hfov_deg))
-        source = make_source(p.backend, p.device, p.path, p.width, p.height, p.fps)
+        backend, refusals = resolve_backend(p.backend)
+        for refusal in refusals:
+            self.get_logger().info(f'camera backend auto: {refusal}')
+        if p.backend == 'auto':
+            self.get_logger().info(f'camera backend auto: using {backend}')
+        source = make_source(backend, p.device, p.path, p.width, p.height, p.fps)
         self.image_pub = self.create_publisher(Image, 'camera/image_raw',
                                                image_qos(p.reliability, p.depth))
         self.info_pub = self.create_publisher(CameraInfo, 'camera/camera_info',

@@ -1,23 +1,32 @@
-"""Frame sources: a V4L2/USB camera or video path (OpenCV), a Pi camera (Picamera2), files.
+"""Frame sources: a V4L2/USB camera or video path (OpenCV), a CSI camera through libcamera's
+GStreamer element (OpenCV, for Ubuntu), a Pi camera (Picamera2, Raspberry Pi OS), files.
 
 Each source has ``open()``, ``grab() -> bool``, ``retrieve() -> BGR uint8 array`` and ``close()``.
 Splitting grab (the frame is captured) from retrieve (it is decoded) lets the caller take the
 timestamp at capture and skip decoding frames it will not publish. ``live`` says whether frames
 arrive in real time (a camera) or as fast as they are read (files), which the caller must pace.
 Every failure is a ``CameraError`` with one readable line.
+
+Backend ``auto`` picks, in order: picamera2 when it is importable (Raspberry Pi OS), libcamera
+when OpenCV was built with GStreamer and GStreamer has ``libcamerasrc`` (Ubuntu with
+gstreamer1.0-libcamera), else opencv (V4L2 ``device``). ``choose_backend`` is that rule on the
+probes' answers; ``resolve_backend`` runs the probes and returns the reasons for each refusal.
 """
 from __future__ import annotations
 
 import importlib.util
 import os
 import re
+import shutil
+import subprocess
+from fractions import Fraction
 
 import numpy as np
 
 from donkey_ros.common.errors import DonkeyRosError
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
-BACKENDS = ('opencv', 'picamera2', 'file')
+BACKENDS = ('auto', 'opencv', 'libcamera', 'picamera2', 'file')
 
 
 class CameraError(DonkeyRosError):
@@ -82,6 +91,118 @@ class OpenCVSource:
         if self._capture is not None:
             self._capture.release()
             self._capture = None
+
+
+def libcamera_pipeline(width: int, height: int, fps: float, camera_name: str = '') -> str:
+    """The GStreamer pipeline OpenCV opens for a libcamera camera: BGR frames of the asked size
+    and rate, only the newest kept (a slow reader gets the latest frame, not a backlog)."""
+    rate = Fraction(fps).limit_denominator(1000)
+    name = f' camera-name="{camera_name}"' if camera_name else ''
+    return (f'libcamerasrc{name} ! video/x-raw,width={int(width)},height={int(height)},'
+            f'framerate={rate.numerator}/{rate.denominator} ! videoconvert ! '
+            'video/x-raw,format=BGR ! appsink drop=true max-buffers=1 sync=false')
+
+
+def opencv_has_gstreamer(build_information: str) -> bool:
+    """Whether ``cv2.getBuildInformation()`` says OpenCV was built with GStreamer."""
+    return bool(re.search(r'^\s*GStreamer:\s*YES', build_information, re.MULTILINE))
+
+
+NO_GSTREAMER = ("this OpenCV was built without GStreamer (pip's opencv-python wheels are); use "
+                "apt's python3-opencv")
+
+
+def libcamera_refusal(opencv: bool, opencv_gstreamer: bool, gst_inspect: bool,
+                      libcamerasrc: bool) -> str:
+    """Why the libcamera (GStreamer) backend cannot work, from what was found; '' = it can."""
+    if not opencv:
+        return 'OpenCV (cv2) is not installed: sudo apt install python3-opencv'
+    if not opencv_gstreamer:
+        return NO_GSTREAMER
+    if not gst_inspect:
+        return ('gst-inspect-1.0 not found: sudo apt install gstreamer1.0-tools '
+                'gstreamer1.0-libcamera')
+    if not libcamerasrc:
+        return 'GStreamer has no libcamerasrc element: sudo apt install gstreamer1.0-libcamera'
+    return ''
+
+
+def libcamera_problem() -> str:
+    """Looks at this machine (OpenCV's build, ``gst-inspect-1.0 libcamerasrc``) and says why the
+    libcamera backend cannot work here; '' when it can."""
+    try:
+        cv2 = _cv2()
+    except ImportError:
+        return libcamera_refusal(False, False, False, False)
+    gstreamer = opencv_has_gstreamer(cv2.getBuildInformation())
+    inspect = shutil.which('gst-inspect-1.0')
+    found = False
+    if gstreamer and inspect:
+        try:
+            found = subprocess.run([inspect, 'libcamerasrc'], capture_output=True,
+                                   timeout=20).returncode == 0
+        except (OSError, subprocess.TimeoutExpired) as error:
+            return f'gst-inspect-1.0 libcamerasrc failed: {error}'
+    return libcamera_refusal(True, gstreamer, inspect is not None, found)
+
+
+def picamera2_problem() -> str:
+    """Why the picamera2 backend cannot work here; '' when picamera2 is importable."""
+    if importlib.util.find_spec('picamera2') is None:
+        return ('picamera2 is not installed (Raspberry Pi OS only: sudo apt install '
+                'python3-picamera2)')
+    return ''
+
+
+def choose_backend(picamera2: str, libcamera: str) -> tuple[str, list[str]]:
+    """The ``auto`` rule on the probes' answers ('' = usable, else why not).
+
+    Returns:
+        (backend, refusals): the backend to use and one line per backend passed over.
+    """
+    refusals = []
+    if not picamera2:
+        return 'picamera2', refusals
+    refusals.append(f'not picamera2: {picamera2}')
+    if not libcamera:
+        return 'libcamera', refusals
+    refusals.append(f'not libcamera: {libcamera}')
+    return 'opencv', refusals
+
+
+def resolve_backend(backend: str) -> tuple[str, list[str]]:
+    """``backend`` itself, or for ``auto`` the one this machine supports and why not the others."""
+    if backend != 'auto':
+        return backend, []
+    picamera2 = picamera2_problem()
+    return choose_backend(picamera2, libcamera_problem() if picamera2 else 'not probed')
+
+
+class LibcameraSource(OpenCVSource):
+    """A libcamera camera (a Pi CSI camera on Ubuntu) through GStreamer's ``libcamerasrc`` in
+    OpenCV. Needs OpenCV built with GStreamer (apt's python3-opencv) and gstreamer1.0-libcamera.
+
+    Args:
+        camera_name: libcamera's id of the camera (``cam --list``); '' = the first one.
+    """
+
+    def __init__(self, width: int = 160, height: int = 120, fps: float = 20.0,
+                 camera_name: str = '') -> None:
+        super().__init__('0', width, height, fps)
+        self.pipeline = libcamera_pipeline(width, height, fps, camera_name)
+        self.live = True
+        self.description = f"libcamera camera {camera_name or '(first)'} (GStreamer)"
+
+    def open(self) -> None:
+        cv2 = _cv2()
+        if not opencv_has_gstreamer(cv2.getBuildInformation()):
+            raise CameraError(f'backend libcamera: {NO_GSTREAMER}')
+        capture = cv2.VideoCapture(self.pipeline, cv2.CAP_GSTREAMER)
+        if not capture.isOpened():
+            capture.release()
+            raise CameraError(f'GStreamer cannot open {self.pipeline!r} (no camera? '
+                              '`cam --list` lists what libcamera sees)')
+        self._capture = capture
 
 
 class Picamera2Source:
@@ -211,9 +332,13 @@ class FileSource:
 
 def make_source(backend: str, device: str = '0', path: str = '', width: int = 160,
                 height: int = 120, fps: float = 20.0):
-    """The source a node's parameters describe (not opened yet)."""
+    """The source a node's parameters describe (not opened yet); ``auto`` is resolved here."""
+    backend, _ = resolve_backend(backend)
     if backend == 'opencv':
         return OpenCVSource(device, width, height, fps)
+    if backend == 'libcamera':
+        camera_name = '' if re.fullmatch(r'\d+|/dev/video\d+', device.strip()) else device.strip()
+        return LibcameraSource(width, height, fps, camera_name)
     if backend == 'picamera2':
         Picamera2Source.check_installed()
         return Picamera2Source(width, height, fps)

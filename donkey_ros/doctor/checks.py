@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
+from donkey_ros.common.paths import bags_folder
+
 PASS, WARN, FAIL, SKIP = 'PASS', 'WARN', 'FAIL', 'SKIP'
 MIN_YEAR = 2024
 PCA9685_MODE1, PCA9685_PRESCALE, PCA9685_SLEEP = 0x00, 0xFE, 0x10
@@ -253,10 +255,11 @@ def check_camera(camera: dict, frames: int = 10, timeout: float = 5.0,
         in_use: the camera node is running (its topic has a publisher): a camera that cannot
             be opened is then expected and not a failure.
     """
-    from donkey_ros.camera.sources import CameraError, make_source
+    from donkey_ros.camera.sources import CameraError, make_source, resolve_backend
 
-    backend = camera['backend']
+    backend, _ = resolve_backend(camera['backend'])   # auto: what the camera node would use
     where = {'opencv': f"device {camera['device']}", 'picamera2': 'Pi camera',
+             'libcamera': 'libcamera camera',
              'file': f"file {camera.get('path', '')}"}.get(backend, backend)
     title = f'Camera ({backend}, {where})'
     want = f"{camera['width']}x{camera['height']} at {camera['fps']:g} fps"
@@ -306,6 +309,9 @@ def _camera_fix(backend: str) -> str:
         return ('check the ribbon cable (contacts facing the board), `rpicam-hello --list-cameras` '
                 'lists cameras; picamera2 needs `sudo apt install python3-picamera2` and a venv '
                 'made with --system-site-packages')
+    if backend == 'libcamera':
+        return ('check the ribbon cable; `cam --list` (libcamera-tools) lists cameras; '
+                '`gst-launch-1.0 libcamerasrc ! fakesink` tests the GStreamer route')
     if backend == 'opencv':
         return ('plug in the camera; `v4l2-ctl --list-devices` (or ls /dev/video*) shows the '
                 'device to set as camera device; a Pi camera needs camera backend picamera2')
@@ -367,8 +373,9 @@ def recording_rate(camera: dict, recorder: dict) -> float:
 
 
 def check_disk(folder: str | Path, minutes: float, bytes_per_second: float) -> CheckResult:
-    """The file system of the recording folder has room for ``minutes`` of recording."""
-    folder = Path(folder).expanduser()
+    """The file system of the recording folder ('' = the data folder's) has room for ``minutes``
+    of recording."""
+    folder = bags_folder(folder)
     title = f'Disk space ({folder})'
     existing = folder
     while not existing.exists() and existing != existing.parent:
@@ -385,7 +392,7 @@ def check_disk(folder: str | Path, minutes: float, bytes_per_second: float) -> C
                f'{need / 1e9:.2f} GB)')
     if free < need:
         return CheckResult('disk', title, FAIL, message,
-                           'free space: move old bags off the car (`du -sh data/bags/*`), delete '
+                           f'free space: move old bags off the car (`du -sh {folder}/*`), delete '
                            'what you do not need, or set recorder compress_images: true (JPEG, '
                            'about 10x smaller)')
     if not os.access(existing, os.W_OK):

@@ -36,7 +36,7 @@ FALLBACK = {
     'camera': {'backend': 'opencv', 'device': '0', 'path': '', 'width': 160, 'height': 120,
                'fps': 20.0},
     'pilot': {'model_path': ''},
-    'recorder': {'folder': 'data/bags', 'compress_images': False},
+    'recorder': {'folder': '', 'compress_images': False},
 }
 """Defaults used when the node modules cannot be imported (no rclpy)."""
 

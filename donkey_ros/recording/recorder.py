@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from donkey_ros.common.paths import bags_folder
 from donkey_ros.recording.errors import BagError
 from donkey_ros.recording.writer import BagWriter
 
@@ -33,7 +34,7 @@ COMPRESSED_TYPE = 'sensor_msgs/msg/CompressedImage'
 class RecorderConfig:
     """Where and how to write (see the recorder node's parameters for meanings)."""
 
-    folder: Path = Path('data/bags')
+    folder: Path = field(default_factory=bags_folder)
     prefix: str = 'drive'
     storage: str = 'mcap'
     compression: str = 'none'

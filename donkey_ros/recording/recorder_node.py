@@ -11,7 +11,6 @@ import functools
 import importlib
 import json
 import time
-from pathlib import Path
 
 from geometry_msgs.msg import TwistStamped
 from rclpy.node import Node
@@ -22,6 +21,7 @@ from std_srvs.srv import SetBool
 from donkey_ros.common import qos
 from donkey_ros.common.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher
 from donkey_ros.common.params import Param, declare_parameters
+from donkey_ros.common.paths import bags_folder
 from donkey_ros.common.runner import node_main
 from donkey_ros.recording import types
 from donkey_ros.recording.errors import BagError
@@ -34,8 +34,9 @@ DEFAULT_TOPICS = ['camera/image_raw', 'user/cmd', 'pilot/cmd', 'cmd', 'drive_mod
 PARAMS = (
     Param('topics', DEFAULT_TOPICS, 'Topics to record (relative names); recorded from when '
           'they first have a publisher.', read_only=True),
-    Param('folder', 'data/bags', 'Folder where bags are created (one sub-folder per bag, '
-          'named by start time).'),
+    Param('folder', '', 'Folder where bags are created (one sub-folder per bag, named by start '
+          "time); '' = the data folder's bags/ ($DONKEY_ROS_DATA, else "
+          '~/.local/share/donkey_ros).'),
     Param('prefix', 'drive', 'Bag name prefix: PREFIX_YYYY-mm-dd_HH-MM-SS.'),
     Param('storage', 'mcap', 'rosbag2 storage plugin of new bags.', choices=STORAGES),
     Param('compression', 'none', 'MCAP chunk compression (zstd costs CPU, saves disk).',
@@ -116,16 +117,18 @@ class RecorderNode(Node):
         self.create_timer(1.0 / self.params.status_rate, self._publish_status)
         self.diagnostics = DiagnosticsPublisher(self, self._report)
         self._poll_graph()
+        self.get_logger().info(f'bags folder: {self.recorder.config.folder}')
         if self.params.autostart or self.params.auto_record_on_throttle:
             self.recorder.start()
             self.get_logger().info(
                 'recording armed: waiting for throttle' if self.params.auto_record_on_throttle
-                else f'recording to {Path(self.params.folder).expanduser()}')
+                else f'recording to {self.recorder.config.folder}')
 
     def _config(self) -> RecorderConfig:
         p = self.params
         return RecorderConfig(
-            folder=Path(p.folder), prefix=p.prefix, storage=p.storage, compression=p.compression,
+            folder=bags_folder(p.folder), prefix=p.prefix, storage=p.storage,
+            compression=p.compression,
             max_file_bytes=p.max_file_size_mb * 2**20, max_file_seconds=p.max_file_duration,
             flush_period=p.flush_period, queue_bytes=p.queue_size_mb * 2**20,
             queue_messages=p.queue_messages, compress_images=p.compress_images,
@@ -137,7 +140,7 @@ class RecorderNode(Node):
     def _on_param(self, name, value) -> None:
         # Applies to the next bag (and, for the gate values, at once).
         config = self.recorder.config
-        mapping = {'folder': ('folder', Path), 'prefix': ('prefix', str),
+        mapping = {'folder': ('folder', bags_folder), 'prefix': ('prefix', str),
                    'storage': ('storage', str), 'compression': ('compression', str),
                    'throttle_threshold': ('throttle_threshold', float), 'tail': ('tail', float),
                    'max_file_duration': ('max_file_seconds', float),
@@ -216,7 +219,7 @@ class RecorderNode(Node):
     def _on_record(self, request, response):
         if request.data:
             self.recorder.start()
-            response.message = (f'recording (folder {Path(self.params.folder).expanduser()})'
+            response.message = (f'recording (folder {self.recorder.config.folder})'
                                 + (', gated on throttle' if self.params.auto_record_on_throttle
                                    else ''))
         else:

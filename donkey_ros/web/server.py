@@ -6,7 +6,8 @@ Knows nothing of ROS: the owner pushes camera frames (``put_frame``) and status 
 
 Routes: ``/`` the page, ``/static/*`` its files, ``/ws`` the WebSocket (JPEG frames out, JSON
 status out, JSON control messages in), ``/video.mjpg`` an MJPEG stream for other viewers,
-``/status.json`` the current status.
+``/status.json`` the current status, ``/phone.json`` the page's URLs with the token (for
+the page opened on this machine, so a phone user can copy them; empty for other peers).
 
 Frames are encoded to JPEG once per frame, off the event loop (a one-thread pool), only while
 someone watches; a slow client gets the newest frame when it is ready, never a backlog.
@@ -23,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
+from urllib.parse import urlsplit
 
 import numpy as np
 from aiohttp import WSMsgType, web
@@ -31,6 +33,7 @@ from donkey_ros.common.errors import DonkeyRosError
 from donkey_ros.common.image import encode_jpeg
 from donkey_ros.web.access import (COOKIE, access_allowed, host_header_allowed, needs_token,
                                    origin_allowed, page_urls, token_matches)
+from donkey_ros.web.access import is_loopback
 from donkey_ros.web.protocol import MAX_MESSAGE, Message, ProtocolError, parse_message
 
 STATIC_DIR = Path(__file__).resolve().parent / 'static'
@@ -152,6 +155,7 @@ class WebServer:
         app.router.add_get('/ws', self._websocket)
         app.router.add_get('/video.mjpg', self._mjpeg)
         app.router.add_get('/status.json', self._status_json)
+        app.router.add_get('/phone.json', self._phone_json)
         app.router.add_static('/static', self.static_dir, follow_symlinks=False)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
                                      shutdown_timeout=1.0)
@@ -308,6 +312,14 @@ class WebServer:
 
     async def _status_json(self, request: web.Request) -> web.Response:
         return web.json_response(self.status())
+
+    async def _phone_json(self, request: web.Request) -> web.Response:
+        """The URLs a phone can open (token included): only to this machine, only when needed."""
+        # Asked by this machine, by a loopback name (not a rebound DNS name).
+        local = request.remote is not None and is_loopback(request.remote) and \
+            is_loopback(urlsplit('//' + request.host).hostname or '')
+        urls = self.urls if local and needs_token(self.host) else []
+        return web.json_response({'urls': urls}, headers={'Cache-Control': 'no-store'})
 
     async def _mjpeg(self, request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={

@@ -25,9 +25,10 @@ from donkey_ros.common.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher
 from donkey_ros.common.image import ImageError, image_to_array
 from donkey_ros.common.params import Param, declare_parameters
 from donkey_ros.common.runner import node_main
-from donkey_ros.web.access import AccessError, check_host, generate_token, needs_token
+from donkey_ros.web.access import AccessError, check_host
 from donkey_ros.web.protocol import Joystick, Message
 from donkey_ros.web.server import Connection, WebServer
+from donkey_ros.web.token_store import web_token
 
 NODE_NAME = 'web'
 PARAMS = (
@@ -35,8 +36,11 @@ PARAMS = (
           'every network (a phone at the track); then a token is required.', read_only=True),
     Param('port', 8887, 'TCP port of the page (DonkeyCar uses 8887; 0 = any free port).',
           min=0, max=65535, read_only=True),
-    Param('token', '', 'Password other machines must give (?token=... in the URL); generated '
-          'and printed when listening on the network without one.', read_only=True),
+    Param('token', '', "Password other machines must give (?token=... in the URL); '' = "
+          '$DONKEY_ROS_WEB_TOKEN, else the one in token_file (made once, kept across launches).',
+          read_only=True),
+    Param('token_file', '', "File holding the generated token (mode 0600); '' = the data "
+          "folder's web_token (~/.local/share/donkey_ros/web_token).", read_only=True),
     Param('throttle_scale', 0.5, 'Throttle at full stick (the page slider changes it).',
           min=0.0, max=1.0),
     Param('deadman', 0.3, 'Seconds without joystick messages from a held stick after which '
@@ -60,12 +64,11 @@ class WebNode(Node):
         p = self.params
         try:
             check_host(p.host)
+            self.token = web_token(p.host, p.token, p.token_file)
         except AccessError as error:
             self.destroy_node()
             raise error
-        token = p.token
-        if needs_token(p.host) and not token:
-            token = generate_token()
+        token = self.token.value
         self.joystick = Joystick(p.deadman)
         self.estop = False
         self.commands_sent = 0
@@ -102,10 +105,8 @@ class WebNode(Node):
         self.create_timer(1.0 / p.status_rate, self._update_status)
         self.diagnostics = DiagnosticsPublisher(self, self._report)
         self.urls = self.server.urls
-        if needs_token(p.host) and not p.token:
-            self.get_logger().warning(
-                f'listening on {p.host} with a generated token: only people with this URL can '
-                'drive (set parameter token to choose one)')
+        if self.token.value:
+            self.get_logger().info(self.token.describe())
         for url in self.urls:
             self.get_logger().info(f'web controller: {url}')
 

@@ -202,5 +202,16 @@
   });
   scale.addEventListener('change', () => { scaleHeld = false; });
 
+  // --- phone link: on this machine, the URL (with token) to open on a phone -------------------
+  fetch('phone.json', { cache: 'no-store' })
+    .then((response) => (response.ok ? response.json() : { urls: [] }))
+    .then((data) => {
+      state.phoneUrls = data.urls || [];
+      if (!state.phoneUrls.length) return;
+      $('phone-urls').textContent = state.phoneUrls.join('  ');
+      $('phone-link').classList.remove('hidden');
+    })
+    .catch(() => {});
+
   connect();
 })();
