@@ -3,6 +3,7 @@ import math
 import time
 
 import pytest
+from builtin_interfaces.msg import Time
 from geometry_msgs.msg import TwistStamped
 from rclpy.parameter import Parameter
 from std_msgs.msg import String
@@ -153,3 +154,48 @@ def test_node_never_passes_nan_inf_or_out_of_range(graph):
             assert math.isfinite(value) and -1.0 <= value <= 1.0
     assert h.mux.rejected >= 15
     assert any(msg.twist.angular.z == 1.0 and msg.twist.linear.x == -1.0 for msg in h.cmds)
+
+
+@pytest.mark.parametrize('clock', ['no /clock', '/clock that stops'])
+def test_heartbeat_and_source_timeout_run_on_steady_time(graph, tmp_path, clock):
+    """Mux and actuator with use_sim_time:=true; /clock never comes, or comes and then stops.
+
+    The actuator's own watchdog is set long (4 s) so the board shows what the mux does: the mux
+    must send neutral within its timeout + one heartbeat of the user source falling silent.
+    Before the fix the mux's last output (0.5, 0.2) was never followed by neutral."""
+    from rosgraph_msgs.msg import Clock
+
+    from donkey_ros.actuation.actuator_node import ActuatorNode
+    from donkey_ros.actuation.emulated_pca9685 import latest, read_log
+
+    timeout, rate, log = 0.5, 20.0, str(tmp_path / 'board.jsonl')
+    sim_time = Parameter('use_sim_time', value=True)
+    graph.add(MuxNode, parameter_overrides=[sim_time, Parameter('timeout', value=timeout),
+                                            Parameter('rate', value=rate)])
+    graph.add(ActuatorNode, parameter_overrides=[
+        sim_time, Parameter('backend', value='emulated'), Parameter('emulated_log', value=log),
+        Parameter('timeout', value=4.0)])
+    probe = graph.node('probe')
+    user = probe.create_publisher(TwistStamped, f'{graph.namespace}/user/cmd', qos.COMMAND)
+    clock_pub = probe.create_publisher(Clock, '/clock', 10)
+    cmds = graph.collect(TwistStamped, f'{graph.namespace}/cmd', qos.COMMAND, node=probe)
+    throttle = 0  # channel of the ESC; forward 0.2 -> 396 ticks, stopped 370
+
+    def board():
+        return latest(read_log(log)).get(throttle)
+
+    sim = 100.0
+    deadline = time.monotonic() + 10.0
+    while time.monotonic() < deadline and not (board() and board().ticks > 370):
+        if clock == '/clock that stops':
+            sim += 0.02
+            clock_pub.publish(Clock(clock=Time(sec=int(sim), nanosec=int(sim % 1 * 1e9))))
+        user.publish(twist(0.5, 0.2))
+        time.sleep(0.02)
+    assert board() and board().ticks > 370, 'the car never drove'
+    silent = time.monotonic()  # the user source and /clock stop here
+    assert graph.wait_for(lambda: board().ticks == 370, timeout=3.0), \
+        f'{clock}: the mux never sent neutral'
+    delay = board().t - silent
+    assert delay <= timeout + 1 / rate + 0.05, delay
+    assert cmds[-1].twist.linear.x == 0.0 and cmds[-1].twist.angular.z == 0.0
