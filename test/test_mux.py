@@ -144,7 +144,8 @@ def test_node_stale_input_becomes_neutral_within_timeout(graph):
 def test_node_never_passes_nan_inf_or_out_of_range(graph):
     h = MuxHarness(graph)
     assert h.drive_until((0.5, 0.3), user=(0.5, 0.3))
-    bad = [(math.nan, 0.2), (0.1, math.inf), (-math.inf, math.nan), (1e9, -1e9), (5.0, 0.5)]
+    bad = [(math.nan, 0.2), (0.1, math.inf), (-math.inf, math.nan), (1e9, -1e9), (5.0, 0.5),
+           (1.05, -1.2)]
     for steering, throttle in bad * 5:
         h.user.publish(twist(steering, throttle))
         time.sleep(0.01)
@@ -152,8 +153,39 @@ def test_node_never_passes_nan_inf_or_out_of_range(graph):
     for msg in h.cmds:
         for value in (msg.twist.angular.z, msg.twist.linear.x):
             assert math.isfinite(value) and -1.0 <= value <= 1.0
-    assert h.mux.rejected >= 15
+    assert h.mux.rejected >= 25
     assert any(msg.twist.angular.z == 1.0 and msg.twist.linear.x == -1.0 for msg in h.cmds)
+
+
+@pytest.mark.parametrize('source, mode', [('user', 'user'), ('pilot', 'pilot')])
+def test_far_out_of_range_commands_are_rejected_and_counted_not_clamped(graph, source, mode):
+    """1e308 on user/cmd or pilot/cmd used to be clamped to full throttle; 1.05 still clamps."""
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    h = MuxHarness(graph, mode=mode)
+    publisher = h.user if source == 'user' else h.pilot
+    diagnostics = graph.collect(DiagnosticArray, '/diagnostics')
+    assert h.drive_until((0.0, 0.3), **{source: (0.0, 0.3)})
+    first = len(h.cmds)
+    for _ in range(20):
+        publisher.publish(twist(0.0, 1e308))
+        publisher.publish(twist(1e308, 0.3))
+        time.sleep(0.01)
+    assert graph.wait_for(lambda: h.mux.rejected >= 40, 3.0), h.mux.rejected
+    assert all(abs(m.twist.linear.x) < 1.0 and abs(m.twist.angular.z) < 1.0
+               for m in h.cmds[first:]), 'a rejected command reached cmd'
+
+    def rejected_in_diagnostics():
+        for array in diagnostics:
+            for status in array.status:
+                values = {kv.key: kv.value for kv in status.values}
+                if status.name.endswith('/mux') and int(values.get('rejected', 0)) >= 40:
+                    return True
+        return False
+
+    assert graph.wait_for(rejected_in_diagnostics, 3.0), 'diagnostics do not count them'
+    assert h.drive_until((-1.0, 1.0), **{source: (-1.05, 1.05)}), 'slightly over: clamped'
+    assert h.mux.rejected == 40
 
 
 @pytest.mark.parametrize('clock', ['no /clock', '/clock that stops'])
