@@ -91,7 +91,7 @@ class WebNode(Node):
             p.host, p.port, token, on_message=self._on_message,
             on_disconnect=self._on_disconnect, logger=self.get_logger(),
             jpeg_quality=p.jpeg_quality, max_fps=p.max_fps, status_period=1.0 / p.status_rate)
-        self.server.set_status(mode=None, estop=False, recording=None,
+        self.server.set_status(mode=None, estop=False, recording=None, recorder_error='',
                                throttle_scale=p.throttle_scale, cmd_steering=0.0, cmd_throttle=0.0)
         try:
             self.server.start()
@@ -265,7 +265,8 @@ class WebNode(Node):
             speed=float(msg.speed))
 
     def _on_recorder_status(self, msg) -> None:
-        self.server.set_status(recording=bool(msg.recording), bag=msg.bag_path)
+        self.server.set_status(recording=bool(msg.recording), bag=msg.bag_path,
+                               recorder_error=getattr(msg, 'error', ''))
 
     def camera_fps(self) -> float:
         times = self.frame_times
