@@ -46,6 +46,9 @@ PARAMS = (
     Param('jpeg_quality', 75, 'JPEG quality of the video sent to the page.', min=10, max=100),
     Param('status_rate', 5.0, 'Status updates per second sent to the page.', min=0.5,
           max=30.0, read_only=True),
+    Param('allowed_hosts', [], 'Further host names the page may be opened by (a DNS name of the '
+          'car, a reverse proxy); this machine\'s own names and addresses are always allowed, '
+          'any other Host header is refused (DNS rebinding).', item_type=str, read_only=True),
 )
 
 DEADMAN_CHECK_PERIOD = 0.05
@@ -90,7 +93,8 @@ class WebNode(Node):
         self.server = WebServer(
             p.host, p.port, token, on_message=self._on_message,
             on_disconnect=self._on_disconnect, logger=self.get_logger(),
-            jpeg_quality=p.jpeg_quality, max_fps=p.max_fps, status_period=1.0 / p.status_rate)
+            jpeg_quality=p.jpeg_quality, max_fps=p.max_fps, status_period=1.0 / p.status_rate,
+            allowed_hosts=list(p.allowed_hosts))
         self.server.set_status(mode=None, estop=False, recording=None, recorder_error='',
                                throttle_scale=p.throttle_scale, cmd_steering=0.0, cmd_throttle=0.0)
         try:
