@@ -106,8 +106,10 @@ def test_closing_the_connection_publishes_neutral_within_half_a_second(graph):
     assert neutral_at - closed < 0.5
 
 
-def test_silence_from_a_held_stick_trips_the_deadman(graph):
-    web = add_web(graph)
+@pytest.mark.parametrize('sim_time', [False, True], ids=['wall', 'use_sim_time, no /clock'])
+def test_silence_from_a_held_stick_trips_the_deadman(graph, sim_time):
+    """The deadman runs on steady time: also with use_sim_time and no /clock."""
+    web = add_web(graph, Parameter('use_sim_time', value=sim_time))
     cmds = timed_collect(graph, TwistStamped, f'{graph.namespace}/user/cmd')
 
     async def go():
