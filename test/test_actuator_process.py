@@ -99,31 +99,38 @@ from rosgraph_msgs.msg import Clock
 rclpy.init()
 node = rclpy.create_node('clock_source')
 pub = node.create_publisher(Clock, '/clock', 10)
-msg, sim = Clock(), 1000.0
+msg, sim, jump = Clock(), 1000.0, sys.argv[1] == 'jump'
 while True:
     sim += 0.01
+    if jump and 1001.0 < sim < 1001.02:
+        sim = 10.0  # back by ~16 minutes, then on
+        open(sys.argv[2], 'w').close()
     msg.clock.sec, msg.clock.nanosec = int(sim), int(sim % 1 * 1e9)
     pub.publish(msg)
     time.sleep(0.01)
 """
 
 
-@pytest.mark.parametrize('clock', ['no /clock', '/clock that stops'])
+@pytest.mark.parametrize('clock', ['no /clock', '/clock that stops', '/clock that jumps back'])
 def test_failsafe_runs_on_steady_time_whatever_use_sim_time_says(tmp_path, processes, clock):
-    """use_sim_time:=true with no /clock (or a /clock that stops): sim time stands still, the
-    watchdog must not. Before the fix the throttle stayed forward until the node was killed."""
+    """use_sim_time:=true with no /clock, a /clock that stops or one that jumps back: sim time
+    stands still or goes back, the watchdog must not. Before the fix the throttle stayed forward
+    until the node was killed."""
     ns, log = namespace(), str(tmp_path / 'board.jsonl')
     clock_source = None
-    if clock == '/clock that stops':
-        clock_source = subprocess.Popen([sys.executable, '-c', CLOCK])
+    if clock != 'no /clock':
+        clock_source = subprocess.Popen([sys.executable, '-c', CLOCK, clock.split()[-1],
+                                         str(tmp_path / 'jumped')])
         processes.append(clock_source)
     processes.append(start_actuator(ns, log, 'use_sim_time:=true'))
     source = start_source(ns)
     processes.append(source)
     assert wait_for(lambda: driving(log), 30), 'the car never drove'
-    if clock_source is not None:
+    if clock == '/clock that stops':
         clock_source.send_signal(signal.SIGKILL)
         clock_source.wait()
+    elif clock_source is not None:
+        assert wait_for((tmp_path / 'jumped').exists, 10), 'the clock never jumped'
     source.send_signal(signal.SIGKILL)
     killed = time.monotonic()
     source.wait()
