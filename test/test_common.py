@@ -107,7 +107,8 @@ def test_commands_clamp_and_reject_non_finite():
     (-1e9, 0.0, 'steering')])
 def test_commands_far_outside_the_range_are_rejected_not_clamped(steering, throttle, name):
     """1e308 is garbage, not a request for full throttle (it used to be clamped to 1.0)."""
-    with pytest.raises(CommandError, match=f'{name} is .*outside \\[-1.5, 1.5\\]; command rejected'):
+    with pytest.raises(CommandError,
+                       match=f'{name} is .*outside \\[-1.5, 1.5\\]; command rejected'):
         DriveCommand.checked(steering, throttle)
 
 

@@ -32,5 +32,5 @@ def steady_clock() -> Clock:
 
 
 def create_steady_timer(node, period: float, callback: Callable[[], None]):
-    """``node.create_timer`` on steady time: it fires every ``period`` s whatever ``/clock`` does."""
+    """``node.create_timer`` on steady time: fires every ``period`` s whatever ``/clock`` does."""
     return node.create_timer(period, callback, clock=steady_clock())
