@@ -135,7 +135,7 @@ def test_microsecond_calibration_and_parameter_checks():
 def test_clamping_limits_and_inversion():
     board, output = emulated()
     control = controller(output, max_forward=0.5, max_reverse=0.0, steering_inverted=True)
-    control.command(DriveCommand.checked(5.0, 1e9), now=1.0)  # clamped to 1, then limited
+    control.command(DriveCommand.checked(1.2, 1.4), now=1.0)  # clamped to 1, then limited
     assert ticks(board) == (RIGHT, 435)
     assert control.applied.command == DriveCommand(1.0, 0.5)
     control.command(DriveCommand(0.0, -1.0), now=1.0)

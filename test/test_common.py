@@ -93,13 +93,23 @@ def test_bad_images_raise_one_clear_error(msg, error):
 
 
 def test_commands_clamp_and_reject_non_finite():
-    assert DriveCommand.checked(3.0, -7.0) == DriveCommand(1.0, -1.0)
+    assert DriveCommand.checked(1.05, -1.5) == DriveCommand(1.0, -1.0)  # slightly over: clamped
     msg = command_to_msg(DriveCommand(0.25, -0.5))
     assert (msg.twist.angular.z, msg.twist.linear.x) == (0.25, -0.5)
     assert command_from_msg(msg) == DriveCommand(0.25, -0.5)
     msg.twist.linear.x = math.inf
     with pytest.raises(CommandError, match='throttle is inf'):
         command_from_msg(msg)
+
+
+@pytest.mark.parametrize('steering, throttle, name', [
+    (0.0, 1e308, 'throttle'), (0.0, -1.51, 'throttle'), (3.0, 0.5, 'steering'),
+    (-1e9, 0.0, 'steering')])
+def test_commands_far_outside_the_range_are_rejected_not_clamped(steering, throttle, name):
+    """1e308 is garbage, not a request for full throttle (it used to be clamped to 1.0)."""
+    with pytest.raises(CommandError,
+                       match=f'{name} is .*outside \\[-1.5, 1.5\\]; command rejected'):
+        DriveCommand.checked(steering, throttle)
 
 
 def test_jpeg_round_trip_and_unreadable_data():

@@ -95,6 +95,9 @@ def test_recorder_status_fields():
         'dropped': 'uint64',
         'messages_per_second': 'double',
         'duration': 'double',
+        'error': 'string',
+        'write_errors': 'uint64',
+        'free_bytes': 'uint64',
     }
     big = 2 ** 40  # uint64 holds more than 32 bits
     msg = RecorderStatus(recording=True, bag_path='/data/run1', current_file='run1_0.mcap',

@@ -3,6 +3,7 @@ import math
 import time
 
 import pytest
+from builtin_interfaces.msg import Time
 from geometry_msgs.msg import TwistStamped
 from rclpy.parameter import Parameter
 from std_msgs.msg import String
@@ -143,7 +144,8 @@ def test_node_stale_input_becomes_neutral_within_timeout(graph):
 def test_node_never_passes_nan_inf_or_out_of_range(graph):
     h = MuxHarness(graph)
     assert h.drive_until((0.5, 0.3), user=(0.5, 0.3))
-    bad = [(math.nan, 0.2), (0.1, math.inf), (-math.inf, math.nan), (1e9, -1e9), (5.0, 0.5)]
+    bad = [(math.nan, 0.2), (0.1, math.inf), (-math.inf, math.nan), (1e9, -1e9), (5.0, 0.5),
+           (1.05, -1.2)]
     for steering, throttle in bad * 5:
         h.user.publish(twist(steering, throttle))
         time.sleep(0.01)
@@ -151,5 +153,81 @@ def test_node_never_passes_nan_inf_or_out_of_range(graph):
     for msg in h.cmds:
         for value in (msg.twist.angular.z, msg.twist.linear.x):
             assert math.isfinite(value) and -1.0 <= value <= 1.0
-    assert h.mux.rejected >= 15
+    assert h.mux.rejected >= 25
     assert any(msg.twist.angular.z == 1.0 and msg.twist.linear.x == -1.0 for msg in h.cmds)
+
+
+@pytest.mark.parametrize('source, mode', [('user', 'user'), ('pilot', 'pilot')])
+def test_far_out_of_range_commands_are_rejected_and_counted_not_clamped(graph, source, mode):
+    """1e308 on user/cmd or pilot/cmd used to be clamped to full throttle; 1.05 still clamps."""
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    h = MuxHarness(graph, mode=mode)
+    publisher = h.user if source == 'user' else h.pilot
+    diagnostics = graph.collect(DiagnosticArray, '/diagnostics')
+    assert h.drive_until((0.0, 0.3), **{source: (0.0, 0.3)})
+    first = len(h.cmds)
+    for _ in range(20):
+        publisher.publish(twist(0.0, 1e308))
+        publisher.publish(twist(1e308, 0.3))
+        time.sleep(0.01)
+    assert graph.wait_for(lambda: h.mux.rejected >= 40, 3.0), h.mux.rejected
+    assert all(abs(m.twist.linear.x) < 1.0 and abs(m.twist.angular.z) < 1.0
+               for m in h.cmds[first:]), 'a rejected command reached cmd'
+
+    def rejected_in_diagnostics():
+        for array in diagnostics:
+            for status in array.status:
+                values = {kv.key: kv.value for kv in status.values}
+                if status.name.endswith('/mux') and int(values.get('rejected', 0)) >= 40:
+                    return True
+        return False
+
+    assert graph.wait_for(rejected_in_diagnostics, 3.0), 'diagnostics do not count them'
+    assert h.drive_until((-1.0, 1.0), **{source: (-1.05, 1.05)}), 'slightly over: clamped'
+    assert h.mux.rejected == 40
+
+
+@pytest.mark.parametrize('clock', ['no /clock', '/clock that stops'])
+def test_heartbeat_and_source_timeout_run_on_steady_time(graph, tmp_path, clock):
+    """Mux and actuator with use_sim_time:=true; /clock never comes, or comes and then stops.
+
+    The actuator's own watchdog is set long (4 s) so the board shows what the mux does: the mux
+    must send neutral within its timeout + one heartbeat of the user source falling silent.
+    Before the fix the mux's last output (0.5, 0.2) was never followed by neutral."""
+    from rosgraph_msgs.msg import Clock
+
+    from donkey_ros.actuation.actuator_node import ActuatorNode
+    from donkey_ros.actuation.emulated_pca9685 import latest, read_log
+
+    timeout, rate, log = 0.5, 20.0, str(tmp_path / 'board.jsonl')
+    sim_time = Parameter('use_sim_time', value=True)
+    graph.add(MuxNode, parameter_overrides=[sim_time, Parameter('timeout', value=timeout),
+                                            Parameter('rate', value=rate)])
+    graph.add(ActuatorNode, parameter_overrides=[
+        sim_time, Parameter('backend', value='emulated'), Parameter('emulated_log', value=log),
+        Parameter('timeout', value=4.0)])
+    probe = graph.node('probe')
+    user = probe.create_publisher(TwistStamped, f'{graph.namespace}/user/cmd', qos.COMMAND)
+    clock_pub = probe.create_publisher(Clock, '/clock', 10)
+    cmds = graph.collect(TwistStamped, f'{graph.namespace}/cmd', qos.COMMAND, node=probe)
+    throttle = 0  # channel of the ESC; forward 0.2 -> 396 ticks, stopped 370
+
+    def board():
+        return latest(read_log(log)).get(throttle)
+
+    sim = 100.0
+    deadline = time.monotonic() + 10.0
+    while time.monotonic() < deadline and not (board() and board().ticks > 370):
+        if clock == '/clock that stops':
+            sim += 0.02
+            clock_pub.publish(Clock(clock=Time(sec=int(sim), nanosec=int(sim % 1 * 1e9))))
+        user.publish(twist(0.5, 0.2))
+        time.sleep(0.02)
+    assert board() and board().ticks > 370, 'the car never drove'
+    silent = time.monotonic()  # the user source and /clock stop here
+    assert graph.wait_for(lambda: board().ticks == 370, timeout=3.0), \
+        f'{clock}: the mux never sent neutral'
+    delay = board().t - silent
+    assert delay <= timeout + 1 / rate + 0.05, delay
+    assert cmds[-1].twist.linear.x == 0.0 and cmds[-1].twist.angular.z == 0.0

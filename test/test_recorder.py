@@ -230,13 +230,15 @@ def test_config_file_sets_every_parameter_validly():
 
 def test_an_unwritable_folder_is_reported_and_recording_resumes_when_fixed(graph, tmp_path):
     from diagnostic_msgs.msg import DiagnosticArray
+    from donkey_ros_interfaces.msg import RecorderStatus
     ns = graph.namespace
     blocker = tmp_path / 'not_a_folder'
     blocker.write_text('a file where the bags should go')
     recorder = graph.add(RecorderNode, parameter_overrides=params(
-        autostart=True, folder=str(blocker / 'bags'), poll_period=0.1,
+        autostart=True, folder=str(blocker / 'bags'), poll_period=0.1, status_rate=10.0,
         topics=['camera/image_raw']))
     diagnostics = graph.collect(DiagnosticArray, '/diagnostics')
+    status = graph.collect(RecorderStatus, f'{ns}/recorder/status')
     camera = graph.node('publisher').create_publisher(Image, f'{ns}/camera/image_raw',
                                                       qos.IMAGE_PUBLISH)
     assert graph.wait_for(lambda: camera.get_subscription_count() == 1, timeout=5.0)
@@ -247,16 +249,19 @@ def test_an_unwritable_folder_is_reported_and_recording_resumes_when_fixed(graph
             time.sleep(0.01)
 
     publish(5)
-    assert graph.wait_for(lambda: recorder.recorder.write_errors >= 5)
 
     def reported_error():
-        return any(s.level == s.ERROR and 'cannot create bag directory' in s.message
+        return any(s.level == s.ERROR and 'cannot write to' in s.message
                    for a in diagnostics for s in a.status if s.name.endswith('/recorder'))
     assert graph.wait_for(reported_error, timeout=3.0)
+    assert graph.wait_for(lambda: status and 'cannot write to' in status[-1].error)
+    assert not status[-1].recording, 'the status never says recording when it does not'
     result = recorder.set_parameters([Parameter('folder', value=str(tmp_path / 'bags'))])
     assert result[0].successful
+    assert graph.wait_for(lambda: recorder.recorder.recording, timeout=3.0), 'autostart retries'
     publish(10)
     assert graph.wait_for(lambda: recorder.recorder.stats()['messages'] == 10)
+    assert graph.wait_for(lambda: status[-1].recording and status[-1].error == '')
     recorder.recorder.stop()
     bag = recorder.recorder.bags[-1]
     assert graph.wait_for(lambda: (bag / 'metadata.yaml').exists())

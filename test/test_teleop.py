@@ -85,9 +85,10 @@ def test_bad_joy_messages_raise_joy_error():
 
 def test_twist_and_keyboard_mapping():
     assert twist_to_command(1.0, -0.5, 2.0, 1.0) == DriveCommand(-0.5, 0.5)
-    assert twist_to_command(100.0, 100.0, 2.0, 1.0) == DriveCommand(1.0, 1.0)
-    with pytest.raises(CommandError):
-        twist_to_command(math.inf, 0.0, 2.0, 1.0)
+    assert twist_to_command(2.9, 1.4, 2.0, 1.0) == DriveCommand(1.0, 1.0)  # slightly over
+    for linear in (math.inf, 100.0):  # 50x the maximum is garbage, not full throttle
+        with pytest.raises(CommandError):
+            twist_to_command(linear, 0.0, 2.0, 1.0)
     keys = KeyboardMapper(throttle_step=0.1, steering_step=0.5, max_throttle=0.3)
     for key in split_keys('ww\x1b[A\x1b[Aa'):
         keys.key(key)

@@ -190,3 +190,24 @@ def test_estop_stops_the_car(page, stack):
         release_stick(page)
         page.find_element(By.ID, 'estop').click()
         assert wait(lambda: not stack.mux.mux.estop)
+
+
+def test_page_shows_the_recorder_error_instead_of_recording(page, stack):
+    """A recorder that stopped on a full disk: the page says error and why, not 'recording'."""
+    from donkey_ros_interfaces.msg import RecorderStatus
+    from selenium.webdriver.common.by import By
+
+    pub = stack.node('recorder').create_publisher(RecorderStatus,
+                                                  f'{stack.namespace}/recorder/status', 10)
+    error = 'disk almost full: 1.2 MB free in /data, below min_free_mb (100 MB); recording stopped'
+    text = lambda element: page.find_element(By.ID, element).text  # noqa: E731
+    try:
+        assert wait(lambda: pub.publish(RecorderStatus(recording=False, error=error))
+                    or text('recording') == 'error', 5.0)
+        assert text('rec-error') == f'recorder: {error}'
+        assert 'bad' in page.find_element(By.ID, 'rec-pill').get_attribute('class')
+        assert wait(lambda: pub.publish(RecorderStatus(recording=True))
+                    or text('recording') == 'on', 5.0)
+        assert not page.find_element(By.ID, 'rec-error').is_displayed()
+    finally:
+        pub.publish(RecorderStatus(recording=False))

@@ -13,9 +13,9 @@ import pytest
 
 from donkey_ros.common.command import NEUTRAL, DriveCommand
 from donkey_ros.common.errors import DonkeyRosError
-from donkey_ros.web.access import (access_allowed, host_header_allowed, is_loopback,
-                                   local_addresses, needs_token, origin_allowed, page_urls,
-                                   token_matches)
+from donkey_ros.web.access import (HostCheck, access_allowed, host_header_allowed,
+                                   is_local_address, is_loopback, local_addresses, needs_token,
+                                   origin_allowed, page_urls, token_matches)
 from donkey_ros.web.protocol import Joystick, ProtocolError, parse_message
 from donkey_ros.web.server import WebError, WebServer
 from rosgraph import wait_for
@@ -57,12 +57,26 @@ def test_token_needed_only_off_loopback():
 
 
 def test_dns_rebinding_and_cross_site_websockets_refused():
-    # Loopback server without a token: only loopback host names.
-    assert host_header_allowed('127.0.0.1:8887', '127.0.0.1', False)
-    assert host_header_allowed('localhost:8887', '127.0.0.1', False)
-    assert host_header_allowed('[::1]:8887', '127.0.0.1', False)
-    assert not host_header_allowed('evil.example:8887', '127.0.0.1', False)
-    assert host_header_allowed('car.local:8887', '0.0.0.0', True)
+    # Loopback server: loopback names and addresses, and this machine's names.
+    loopback = HostCheck('127.0.0.1')
+    for host in ('127.0.0.1:8887', 'localhost:8887', '[::1]:8887', 'LOCALHOST',
+                 f'{socket.gethostname()}:8887', f'{socket.gethostname()}.local:8887'):
+        assert host_header_allowed(host, loopback), host
+    for host in ('evil.example:8887', 'evil.example', '', None, '[::1', '127.0.0.1.evil.example'):
+        assert not host_header_allowed(host, loopback), host
+    # Network server (0.0.0.0): the same, plus any address of this machine, plus extra names;
+    # a token changes nothing (DNS rebinding comes from this machine's own browser).
+    network = HostCheck('0.0.0.0', ['car.example', ' '])
+    assert host_header_allowed('car.example:8887', network)
+    assert not host_header_allowed('evil.example:8887', network)
+    assert not host_header_allowed('203.0.113.9:8887', network)  # TEST-NET-3: not ours
+    address = non_loopback_address()
+    if address is not None:
+        assert is_local_address(address) and host_header_allowed(f'{address}:8887', network)
+    assert not is_local_address('0.0.0.0') and not is_local_address('not-an-ip')
+    # Bound to one address: that address (and the machine's names), not evil.example.
+    assert host_header_allowed('192.0.2.77:8887', HostCheck('192.0.2.77'))
+    assert not host_header_allowed('evil.example', HostCheck('192.0.2.77'))
     # WebSockets: same origin or no Origin (non-browser clients).
     assert origin_allowed('http://127.0.0.1:8887', '127.0.0.1:8887')
     assert origin_allowed(None, '127.0.0.1:8887')
@@ -100,6 +114,8 @@ def test_parse_valid_messages():
     '{"type": "estop", "on": 1}',
     '{"type": "scale", "value": 1.5}',
     '{"type": "joy", "pad": "' + 'x' * 5000 + '"}',
+    '[' * 2048 + ']' * 2048, '[' * 4096,                          # RecursionError before
+    '{"type": "joy", "a": [[[[[0]]]]], "steering": 0, "throttle": 0}',
 ])
 def test_malformed_messages_raise(text):
     with pytest.raises(ProtocolError):

@@ -106,8 +106,10 @@ def test_closing_the_connection_publishes_neutral_within_half_a_second(graph):
     assert neutral_at - closed < 0.5
 
 
-def test_silence_from_a_held_stick_trips_the_deadman(graph):
-    web = add_web(graph)
+@pytest.mark.parametrize('sim_time', [False, True], ids=['wall', 'use_sim_time, no /clock'])
+def test_silence_from_a_held_stick_trips_the_deadman(graph, sim_time):
+    """The deadman runs on steady time: also with use_sim_time and no /clock."""
+    web = add_web(graph, Parameter('use_sim_time', value=sim_time))
     cmds = timed_collect(graph, TwistStamped, f'{graph.namespace}/user/cmd')
 
     async def go():
@@ -284,3 +286,67 @@ def test_shutdown_sends_neutral_if_the_stick_is_held(graph):
                 assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
     run(go())
     assert [m.data for m in mode_requests] == ['pilot']
+
+
+def test_dns_rebinding_from_this_machine_is_refused_on_the_network_too(graph):
+    """Bound to 0.0.0.0, a loopback client (a browser on the car) sending Host = Origin =
+    evil.example used to get the WebSocket, and its joystick drove the car."""
+    web = add_web(graph, Parameter('host', value='0.0.0.0'), Parameter('token', value='t0k3n'),
+                  Parameter('allowed_hosts', value=['car.example']))
+    cmds = timed_collect(graph, TwistStamped, f'{graph.namespace}/user/cmd')
+    base = f'127.0.0.1:{web.port}'
+
+    async def go():
+        async with aiohttp.ClientSession() as session:
+            evil = {'Host': 'evil.example', 'Origin': 'http://evil.example'}
+            for path in ('/', '/status.json', '/static/app.js'):
+                async with session.get(f'http://{base}{path}', headers=evil) as response:
+                    assert response.status == 403, path
+            with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+                ws = await session.ws_connect(f'ws://{base}/ws', headers=evil)
+                await hold_stick(ws, 0.0, 1.0, 0.3)  # only reached if the socket opened
+            assert info.value.status == 403
+            # Our own name with a foreign page's Origin: refused as cross-site.
+            with pytest.raises(aiohttp.WSServerHandshakeError):
+                await session.ws_connect(f'ws://{base}/ws', headers={
+                    'Origin': 'http://evil.example'})
+            # The page's real names work: loopback, and a name listed in allowed_hosts.
+            for host in (base, f'car.example:{web.port}'):
+                headers = {'Host': host, 'Origin': f'http://{host}'}
+                async with session.ws_connect(f'ws://{base}/ws', headers=headers) as ws:
+                    await hold_stick(ws, 0.0, 0.5, 0.1)
+                    await ws.send_str('{"type": "release"}')
+        await asyncio.sleep(0.5)
+    before = web.server.refused
+    run(go())
+    assert web.server.refused - before == 5
+    throttles = [m.twist.linear.x for _, m in cmds]
+    assert throttles and max(throttles) == pytest.approx(0.25)  # 0.5 x scale 0.5: ours only
+
+
+def test_deeply_nested_json_is_one_line_and_the_connection_stays_usable(graph, capfd):
+    web = add_web(graph)
+    cmds = timed_collect(graph, TwistStamped, f'{graph.namespace}/user/cmd')
+
+    async def go():
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(ws_url(web)) as ws:
+                await ws.send_str('[' * 4096)                   # 4 kB nested list
+                await ws.send_str('[' * 2048 + ']' * 2048)
+                await ws.send_str(joy(0.1, 0.2))
+                assert await wait(graph, lambda: len(cmds) >= 1)  # then the deadman's neutral
+                assert cmds[0][1].twist.angular.z == pytest.approx(0.1)
+                assert not ws.closed
+            # Far over the size limit: the server closes the connection cleanly (1009).
+            async with session.ws_connect(ws_url(web)) as ws:
+                await ws.send_str('[' * 100_000)
+                async for _ in ws:  # status and frames until the server closes
+                    pass
+                return ws.close_code
+    code = run(go())
+    assert code == 1009, code
+    assert web.server.bad_messages == 2
+    err = capfd.readouterr().err
+    assert 'JSON nested deeper than 4 levels' in err
+    assert 'Message size 100000 exceeds limit' in err
+    assert 'RecursionError' not in err and 'Traceback' not in err

@@ -8,7 +8,6 @@ stopped pulse and the steering to centre.
 from __future__ import annotations
 
 import atexit
-import time
 import weakref
 
 from geometry_msgs.msg import TwistStamped
@@ -18,6 +17,7 @@ from donkey_ros.actuation.backends import BACKENDS, ActuatorError, open_output
 from donkey_ros.actuation.controller import ActuatorController, Applied, ReverseSequence
 from donkey_ros.actuation.pwm import Calibration, PwmMapping, us_to_ticks
 from donkey_ros.common import qos
+from donkey_ros.common.clock import create_steady_timer, steady_now
 from donkey_ros.common.command import CommandError, command_from_msg, command_to_msg
 from donkey_ros.common.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher
 from donkey_ros.common.params import Param, declare_parameters
@@ -128,8 +128,8 @@ class ActuatorNode(Node):
         self._finished = False
         self._run(self.controller.start)
         self.create_subscription(TwistStamped, 'cmd', self._on_cmd, qos.COMMAND)
-        self.create_timer(1.0 / p.rate, self._tick)
-        self.create_timer(1.0, self._check_board)
+        create_steady_timer(self, 1.0 / p.rate, self._tick)
+        create_steady_timer(self, 1.0, self._check_board)
         self.diagnostics = DiagnosticsPublisher(self, self._report,
                                                 hardware_id=self.output.description)
         atexit.register(_exit_failsafe, weakref.ref(self.controller))
@@ -148,7 +148,7 @@ class ActuatorNode(Node):
                                        'throttle_inverted', 'max_forward', 'max_reverse'):
             self.controller.mapping = mapping_from(values, 1e6 / self.output.frequency_hz)
             self.get_logger().info(f'{name} = {value}: mapping updated')
-            self._run(lambda: self.controller.tick(time.monotonic()), force=True)
+            self._run(lambda: self.controller.tick(steady_now()), force=True)
         elif name == 'timeout':
             self.controller.timeout = value
         elif name in ('reverse_sequence', 'reverse_brake_time', 'reverse_neutral_time'):
@@ -168,10 +168,10 @@ class ActuatorNode(Node):
             self.rejected += 1
             self.get_logger().error(f'cmd unreadable: {error}', throttle_duration_sec=1.0)
             return
-        self._run(lambda: self.controller.command(command, time.monotonic()), force=True)
+        self._run(lambda: self.controller.command(command, steady_now()), force=True)
 
     def _tick(self) -> None:
-        self._run(lambda: self.controller.tick(time.monotonic()))
+        self._run(lambda: self.controller.tick(steady_now()))
 
     def _run(self, action, force: bool = False) -> None:
         """Runs a control step; any failure ends in the stopped pulse, logged, never raised."""
@@ -224,7 +224,7 @@ class ActuatorNode(Node):
 
     def _report(self):
         applied = self.controller.applied
-        now = time.monotonic()
+        now = steady_now()
         values = {'backend': self.params.backend, 'board': self.output.description,
                   'frequency_hz': self.output.frequency_hz, 'cmd_age': self.controller.age(now),
                   'rejected': self.rejected, 'write_errors': self.write_errors}

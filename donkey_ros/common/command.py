@@ -2,6 +2,15 @@
 
 ``linear.x`` is throttle and ``angular.z`` steering, both in [-1, 1]; positive is forward / left
 (REP 103). Plain code works with ``DriveCommand``; only the conversion functions touch messages.
+
+What a command may hold (the one place this is decided):
+
+- a value in [-1, 1] is used as it is;
+- a value slightly outside, up to ``LIMIT`` (1.5) in magnitude, is clamped to [-1, 1]: rounding,
+  a joystick's calibration or a pilot's linear output layer overshoot a little;
+- a value beyond ``LIMIT``, NaN or infinite is garbage, not a request for full speed: the whole
+  command is rejected (``CommandError``); nodes count it in their diagnostics (``rejected``) and
+  keep their previous safe state, so it never reaches ``cmd``.
 """
 from __future__ import annotations
 
@@ -11,8 +20,12 @@ from dataclasses import dataclass
 from donkey_ros.common.errors import DonkeyRosError
 
 
+LIMIT = 1.5
+"""Largest |steering| or |throttle| that is clamped; anything larger is rejected."""
+
+
 class CommandError(DonkeyRosError):
-    """A drive command carries values that must never reach the car (NaN, inf)."""
+    """A drive command carries values that must never reach the car (NaN, inf, |v| > LIMIT)."""
 
 
 @dataclass(frozen=True)
@@ -27,11 +40,14 @@ class DriveCommand:
         """Returns the command clamped to [-1, 1].
 
         Raises:
-            CommandError: a value is NaN or infinite.
+            CommandError: a value is NaN, infinite or larger in magnitude than ``LIMIT``.
         """
         for name, value in (('steering', steering), ('throttle', throttle)):
             if not math.isfinite(value):
                 raise CommandError(f'{name} is {value}; command rejected')
+            if abs(value) > LIMIT:
+                raise CommandError(f'{name} is {value:g}, outside [-{LIMIT:g}, {LIMIT:g}]; '
+                                   'command rejected')
         return DriveCommand(clamp(steering), clamp(throttle))
 
 
@@ -43,7 +59,7 @@ def clamp(value: float, low: float = -1.0, high: float = 1.0) -> float:
 
 
 def command_from_msg(msg) -> DriveCommand:
-    """Reads a TwistStamped; raises CommandError for NaN/inf (values are clamped)."""
+    """Reads a TwistStamped; raises CommandError for NaN/inf/|v| > LIMIT (others are clamped)."""
     return DriveCommand.checked(msg.twist.angular.z, msg.twist.linear.x)
 
 

@@ -5,6 +5,8 @@ from typing import Callable
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
+from donkey_ros.common.clock import create_steady_timer
+
 OK = DiagnosticStatus.OK
 WARN = DiagnosticStatus.WARN
 ERROR = DiagnosticStatus.ERROR
@@ -26,7 +28,7 @@ class DiagnosticsPublisher:
         self._report = report
         self._hardware_id = hardware_id
         self._publisher = node.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self._timer = node.create_timer(period, self.publish)
+        self._timer = create_steady_timer(node, period, self.publish)
 
     def publish(self) -> None:
         try:

@@ -1,7 +1,6 @@
 """ROS glue for the drive-mode mux: user/cmd + pilot/cmd -> cmd, drive_mode latched, e-stop."""
 from __future__ import annotations
 
-import time
 
 from geometry_msgs.msg import TwistStamped
 from rclpy.node import Node
@@ -9,6 +8,7 @@ from std_msgs.msg import String
 from std_srvs.srv import SetBool
 
 from donkey_ros.common import qos
+from donkey_ros.common.clock import create_steady_timer, steady_now
 from donkey_ros.common.command import NEUTRAL, CommandError, command_from_msg, command_to_msg
 from donkey_ros.common.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher
 from donkey_ros.common.params import Param, declare_parameters
@@ -40,7 +40,7 @@ class MuxNode(Node):
                                  lambda msg: self._on_command('pilot', msg), qos.COMMAND)
         self.create_subscription(String, 'drive_mode/set', self._on_mode_request, 10)
         self.create_service(SetBool, 'estop', self._on_estop)
-        self.create_timer(1.0 / self.params.rate, self._publish)
+        create_steady_timer(self, 1.0 / self.params.rate, self._publish)
         self.rejected = 0
         self.last_reason = 'ok'
         self.diagnostics = DiagnosticsPublisher(self, self._report)
@@ -84,12 +84,12 @@ class MuxNode(Node):
             self.rejected += 1
             self.get_logger().error(f'{source}/cmd: {error}', throttle_duration_sec=1.0)
             return
-        self.mux.update(source, command, time.monotonic(), msg.header.stamp)
+        self.mux.update(source, command, steady_now(), msg.header.stamp)
         if source in (self.mux.steering_source(), self.mux.throttle_source()):
             self._publish()
 
     def _publish(self) -> None:
-        command, reason = self.mux.output(time.monotonic())
+        command, reason = self.mux.output(steady_now())
         if reason != self.last_reason:
             if reason == 'ok':
                 self.get_logger().info('output: ok')
@@ -100,7 +100,7 @@ class MuxNode(Node):
         self.cmd_pub.publish(command_to_msg(command, stamp or self.get_clock().now().to_msg()))
 
     def _report(self):
-        now = time.monotonic()
+        now = steady_now()
         level = ERROR if self.mux.estop else OK if self.last_reason == 'ok' else WARN
         return level, f'mode {self.mux.mode}: {self.last_reason}', {
             'mode': self.mux.mode, 'estop': self.mux.estop, 'rejected': self.rejected,

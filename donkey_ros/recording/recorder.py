@@ -12,10 +12,26 @@ only while |throttle| > threshold, and for ``tail`` s after. A bag is created at
 message after ``start()`` and completed by ``stop()`` or ``close()``; pauses of the throttle
 gate stay in the same bag. Latched topics (drive_mode) are remembered while not recording and
 written at the start of each bag, so every bag knows the drive mode.
+
+The recorder never claims to record when it does not:
+
+- ``start()`` first checks the folder (it can be created and written, ``check_folder``) and its
+  free space (at least ``min_free_bytes``); if not, it raises ``BagError`` with the reason and
+  does not start.
+- While it runs, the writer thread looks at the free space at every flush: below
+  ``warn_free_bytes`` it warns once (``low_disk``); below ``min_free_bytes`` it stops and
+  completes the bag while there is still room for its index and metadata.yaml, so the bag stays
+  readable.
+- A write that fails (disk full anyway, I/O error, read-only remount) stops the recording: the
+  message and everything still queued count as ``dropped``, the bag is completed if the disk
+  allows it (otherwise closed as it is, for ``donkey-ros bag repair``), and ``error`` says what
+  happened until the next successful ``start()``.
 """
 from __future__ import annotations
 
 import collections
+import os
+import shutil
 import threading
 import time
 from dataclasses import dataclass, field
@@ -48,6 +64,8 @@ class RecorderConfig:
     auto_throttle: bool = False
     throttle_threshold: float = 0.05
     tail: float = 1.0
+    min_free_bytes: int = 0
+    warn_free_bytes: int = 0
     custom_data: dict = field(default_factory=dict)
 
 
@@ -74,10 +92,18 @@ class Recorder:
 
     def __init__(self, config: RecorderConfig,
                  log_error: Callable[[str], None] = print,
-                 log_info: Callable[[str], None] = print) -> None:
+                 log_info: Callable[[str], None] = print,
+                 log_warning: Callable[[str], None] | None = None) -> None:
         self.config = config
         self._log_error = log_error
         self._log_info = log_info
+        self._log_warning = log_warning or log_info
+        self.error = ''
+        """Why the recording stopped or could not start; '' while all is well."""
+        self.low_disk = False
+        """True while the free space is below ``warn_free_bytes`` (warned once per episode)."""
+        self.free_bytes: int | None = None
+        self._halted = False
         self._topics: dict[str, _Topic] = {}
         self._queue: collections.deque = collections.deque()
         self._queued_bytes = 0
@@ -88,7 +114,8 @@ class Recorder:
         self.write_errors = 0
         self.bags: list[Path] = []
         self._writer: BagWriter | None = None
-        self._stats = {'messages': 0, 'bytes': 0, 'file': '', 'bag': '', 'started': None}
+        self._stats = {'messages': 0, 'bytes': 0, 'file': '', 'bag': '', 'started': None,
+                       'flushed': 0}
         self._closed = False
         self._sequence = 0
         self._latched_written: dict[str, int] = {}
@@ -123,8 +150,22 @@ class Recorder:
             self._throttle_active_until = now + self.config.tail
 
     def start(self) -> None:
-        """Starts recording (a new bag opens with the next message)."""
+        """Starts recording (a new bag opens with the next message).
+
+        Raises:
+            BagError: the folder cannot be written or has less than ``min_free_bytes`` free
+                (also kept in ``error``); recording does not start.
+        """
+        try:
+            self.free_bytes = check_folder(self.config.folder, self.config.min_free_bytes)
+        except BagError as error:
+            with self._cond:
+                self._wanted = False
+                self.error = str(error)
+            raise
         with self._cond:
+            self.error = ''
+            self._halted = False
             self._wanted = True
 
     def stop(self) -> None:
@@ -161,10 +202,14 @@ class Recorder:
             stats = dict(self._stats)
             stats['queued'] = len(self._queue)
         started = stats.pop('started')
+        stats.pop('flushed')
         stats['duration'] = time.monotonic() - started if started is not None else 0.0
         stats['dropped'] = self.dropped
         stats['write_errors'] = self.write_errors
         stats['recording'] = self.recording
+        stats['error'] = self.error
+        stats['free_bytes'] = self.free_bytes
+        stats['low_disk'] = self.low_disk
         return stats
 
     # -- internals -------------------------------------------------------------------------
@@ -216,9 +261,13 @@ class Recorder:
                     return
             if time.monotonic() >= next_flush:
                 self._flush()
+                self._check_space()
                 next_flush = time.monotonic() + period
 
     def _write(self, topic: str, stamp_ns: int, data: bytes, sequence: int) -> None:
+        if self._halted:  # queued before a write failure stopped the recording
+            self.dropped += 1
+            return
         try:
             if self._writer is None:
                 self._open_bag(stamp_ns)
@@ -231,11 +280,21 @@ class Recorder:
             self._writer.write(name, stamp_ns, data)
             with self._cond:
                 self._stats['messages'] += 1
+        except OSError as error:  # disk full, I/O error, read-only: stop, say so
+            self.write_errors += 1
+            self.dropped += 1
+            self._stop_on_error(f'cannot write {topic} to {self._bag_name()}: '
+                                f'{error.strerror or error}')
         except BagError as error:
             self.write_errors += 1
-            self._log_error(f'recorder: {error}')
-        except Exception as error:  # disk full, codec errors: count, log, keep recording
+            self.dropped += 1
+            if self._writer is None:  # the bag could not be created
+                self._stop_on_error(str(error))
+            else:
+                self._log_error(f'recorder: {error}')
+        except Exception as error:  # codec errors: count, log, keep recording
             self.write_errors += 1
+            self.dropped += 1
             self._log_error(f'recorder: cannot write {topic}: {error}')
 
     def _transform(self, entry: _Topic, data: bytes) -> tuple[str, bytes]:
@@ -259,7 +318,7 @@ class Recorder:
         self.bags.append(path)
         with self._cond:
             self._stats.update(messages=0, bytes=0, file=writer.current_file, bag=str(path),
-                               started=time.monotonic())
+                               started=time.monotonic(), flushed=0)
             latched = [(t, t.last) for t in self._topics.values() if t.latched and t.last]
         self._log_info(f'recording to {path}')
         self._latched_written = {}
@@ -279,10 +338,69 @@ class Recorder:
         try:
             writer.flush()
             with self._cond:
-                self._stats.update(bytes=writer.total_bytes(), file=writer.current_file)
+                self._stats.update(bytes=writer.total_bytes(), file=writer.current_file,
+                                   flushed=self._stats['messages'])
         except (OSError, BagError) as error:
             self.write_errors += 1
-            self._log_error(f'recorder: cannot flush {writer.path}: {error}')
+            self._stop_on_error(f'cannot write {writer.path}: '
+                                f'{getattr(error, "strerror", None) or error}')
+
+    def _check_space(self) -> None:
+        """Free space of the bag folder: warn once when low, stop cleanly before it is full."""
+        config = self.config
+        free = free_space(config.folder)
+        self.free_bytes = free
+        if free is None:
+            return
+        if config.warn_free_bytes and free < config.warn_free_bytes:
+            if not self.low_disk:
+                self.low_disk = True
+                self._log_warning(f'recorder: low disk space: {free / 2**20:.1f} MB free in '
+                                  f'{config.folder} (warning below '
+                                  f'{config.warn_free_bytes / 2**20:g} MB)')
+        else:
+            self.low_disk = False
+        if self._wanted and config.min_free_bytes and free < config.min_free_bytes:
+            self._stop_on_error(f'disk almost full: {free / 2**20:.1f} MB free in '
+                                f'{config.folder}, below min_free_mb '
+                                f'({config.min_free_bytes / 2**20:g} MB)')
+
+    def _bag_name(self) -> str:
+        return str(self._writer.path) if self._writer is not None else str(self.config.folder)
+
+    def _stop_on_error(self, text: str) -> None:
+        """Stops recording after a failure: queued messages are dropped, the bag is closed."""
+        with self._cond:
+            self._wanted = False
+            self._halted = True
+            kept = collections.deque()
+            for item in self._queue:
+                if item[0] == 'msg':
+                    self.dropped += 1
+                else:
+                    kept.append(item)
+            self._queue = kept
+            self._queued_bytes = 0
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            try:
+                writer.close()
+                text += f'; recording stopped, bag {writer.path} complete'
+            except Exception:
+                writer.abort()
+                text += (f'; recording stopped, bag {writer.path} incomplete: run '
+                         f'`donkey-ros bag repair {writer.path}` once there is space')
+                with self._cond:  # what was not flushed before the failure is lost
+                    lost = self._stats['messages'] - self._stats['flushed']
+                    self.dropped += max(0, lost)
+                    self._stats['messages'] -= max(0, lost)
+            with self._cond:
+                self._stats.update(bytes=bytes_on_disk(writer.path), started=None)
+        else:
+            text += '; recording stopped'
+        with self._cond:
+            self.error = text
+        self._log_error(f'recorder: {text}')
 
     def _finish_bag(self) -> None:
         writer, self._writer = self._writer, None
@@ -298,6 +416,50 @@ class Recorder:
             self.write_errors += 1
             self._log_error(f'recorder: cannot complete {writer.path}: {error}; '
                             f'run `donkey-ros bag repair {writer.path}`')
+
+
+def free_space(folder: str | Path) -> int | None:
+    """Bytes free for this user on the file system ``folder`` is (or will be) on."""
+    path = Path(folder).expanduser().absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return None
+
+
+def check_folder(folder: str | Path, min_free_bytes: int = 0) -> int | None:
+    """Checks that bags can be written in ``folder`` (created if missing); returns free bytes.
+
+    Raises:
+        BagError: the folder cannot be created or written, or has less than ``min_free_bytes``.
+    """
+    folder = Path(folder).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f'.donkey_ros_write_check_{os.getpid()}'
+        with open(probe, 'wb') as stream:
+            stream.write(b'x')
+            stream.flush()
+            os.fsync(stream.fileno())
+        probe.unlink()
+    except OSError as error:
+        raise BagError(f'cannot write to {folder}: {error.strerror or error}') from None
+    free = free_space(folder)
+    if free is not None and free < min_free_bytes:
+        raise BagError(f'disk almost full: {free / 2**20:.1f} MB free in {folder}, '
+                       f'min_free_mb is {min_free_bytes / 2**20:g} MB')
+    return free
+
+
+def bytes_on_disk(bag: str | Path) -> int:
+    """Total size of a bag's storage files (all but metadata.yaml; 0 if it cannot be read)."""
+    try:
+        return sum(entry.stat().st_size for entry in Path(bag).iterdir()
+                   if entry.is_file() and entry.name != 'metadata.yaml')
+    except OSError:
+        return 0
 
 
 def unique_bag_path(folder: Path, prefix: str) -> Path:

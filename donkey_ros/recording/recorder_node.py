@@ -4,6 +4,9 @@ Topics are looked up in the graph every ``poll_period`` s, so topics that appear
 recorded from when they appear; each is subscribed with its publishers' reliability and
 durability (a best-effort publisher still gets recorded; latched drive_mode arrives at once).
 Start/stop: ``recorder/record`` (std_srvs/SetBool), ``autostart``, ``auto_record_on_throttle``.
+The service refuses (success false, the reason in the message) when the folder cannot be written
+or has less than ``min_free_mb`` free; ``recorder/status`` carries the error of a recording that
+stopped (write failure, disk full) and ``/diagnostics`` says ERROR, or WARN below ``warn_free_mb``.
 """
 from __future__ import annotations
 
@@ -67,6 +70,12 @@ PARAMS = (
     Param('poll_period', 1.0, 'Seconds between looks at the graph for new topics.',
           min=0.1, max=30.0, read_only=True),
     Param('status_rate', 1.0, 'Rate (Hz) of recorder/status.', min=0.1, max=50.0, read_only=True),
+    Param('min_free_mb', 100.0, 'Free space (MB) the bag folder must keep: recording does not '
+          'start below it and stops (bag completed, readable) when it falls below.',
+          min=0.0, max=1_000_000.0),
+    Param('warn_free_mb', 1024.0, 'Below this much free space (MB) the recorder warns once '
+          '(log and diagnostics WARN) while it keeps recording (0 = never).',
+          min=0.0, max=1_000_000.0),
 )
 
 
@@ -103,7 +112,10 @@ class RecorderNode(Node):
         self._last_error = ''
         self._last_error_time = -1e9
         self.recorder = Recorder(self._config(), log_error=self._log_error,
-                                 log_info=self.get_logger().info)
+                                 log_info=self.get_logger().info,
+                                 log_warning=self.get_logger().warning)
+        self._autostart_pending = False
+        self._autostart_error = ''
         self.subscribed: dict[str, str] = {}
         self._failed: set[str] = set()
         self._last_messages = 0
@@ -119,10 +131,22 @@ class RecorderNode(Node):
         self._poll_graph()
         self.get_logger().info(f'bags folder: {self.recorder.config.folder}')
         if self.params.autostart or self.params.auto_record_on_throttle:
+            self._autostart_pending = True
+            self._autostart()
+
+    def _autostart(self) -> None:
+        """autostart: starts, or retries at every graph poll until the folder can be written."""
+        try:
             self.recorder.start()
-            self.get_logger().info(
-                'recording armed: waiting for throttle' if self.params.auto_record_on_throttle
-                else f'recording to {self.recorder.config.folder}')
+        except BagError as error:
+            if str(error) != self._autostart_error:  # say it once, not at every retry
+                self._autostart_error = str(error)
+                self._log_error(f'cannot start recording: {error} (retrying)')
+            return
+        self._autostart_pending = False
+        self.get_logger().info(
+            'recording armed: waiting for throttle' if self.params.auto_record_on_throttle
+            else f'recording to {self.recorder.config.folder}')
 
     def _config(self) -> RecorderConfig:
         p = self.params
@@ -134,6 +158,7 @@ class RecorderNode(Node):
             queue_messages=p.queue_messages, compress_images=p.compress_images,
             jpeg_quality=p.jpeg_quality, auto_throttle=p.auto_record_on_throttle,
             throttle_threshold=p.throttle_threshold, tail=p.tail,
+            min_free_bytes=int(p.min_free_mb * 2**20), warn_free_bytes=int(p.warn_free_mb * 2**20),
             custom_data={'donkey_ros.namespace': self.get_namespace(),
                          'donkey_ros.recorder': self.get_fully_qualified_name()})
 
@@ -146,7 +171,9 @@ class RecorderNode(Node):
                    'max_file_duration': ('max_file_seconds', float),
                    'max_file_size_mb': ('max_file_bytes', lambda v: v * 2**20),
                    'jpeg_quality': ('jpeg_quality', int),
-                   'compress_images': ('compress_images', bool)}
+                   'compress_images': ('compress_images', bool),
+                   'min_free_mb': ('min_free_bytes', lambda v: int(v * 2**20)),
+                   'warn_free_mb': ('warn_free_bytes', lambda v: int(v * 2**20))}
         if name in mapping:
             field, convert = mapping[name]
             setattr(config, field, convert(value))
@@ -167,6 +194,8 @@ class RecorderNode(Node):
 
     # -- topics ------------------------------------------------------------------------------
     def _poll_graph(self) -> None:
+        if self._autostart_pending:
+            self._autostart()
         try:
             available = dict(self.get_topic_names_and_types())
         except Exception as error:  # graph queries fail while the context shuts down
@@ -218,11 +247,19 @@ class RecorderNode(Node):
     # -- services and status -----------------------------------------------------------------
     def _on_record(self, request, response):
         if request.data:
-            self.recorder.start()
+            try:
+                self.recorder.start()
+            except BagError as error:
+                response.success = False
+                response.message = f'not recording: {error}'
+                self.get_logger().error(response.message)
+                return response
+            self._autostart_pending = False
             response.message = (f'recording (folder {self.recorder.config.folder})'
                                 + (', gated on throttle' if self.params.auto_record_on_throttle
                                    else ''))
         else:
+            self._autostart_pending = False
             self.recorder.stop()
             bag = self.recorder.stats()['bag']
             response.message = f'stopped; last bag: {bag}' if bag else 'stopped'
@@ -249,12 +286,20 @@ class RecorderNode(Node):
         msg.dropped = int(stats['dropped'])
         msg.messages_per_second = float(self._rate)
         msg.duration = float(stats['duration'])
+        msg.error = stats['error']
+        msg.write_errors = int(stats['write_errors'])
+        msg.free_bytes = int(stats['free_bytes'] or 0)
         self.status_pub.publish(msg)
 
     def _report(self):
         stats = self.recorder.stats()
-        if time.monotonic() - self._last_error_time < 5.0:
+        if stats['error']:
+            level, text = ERROR, stats['error']
+        elif time.monotonic() - self._last_error_time < 5.0:
             level, text = ERROR, self._last_error
+        elif stats['low_disk']:
+            level, text = WARN, (f"low disk space: {(stats['free_bytes'] or 0) / 2**20:.0f} MB "
+                                 f"free (warn_free_mb {self.params.warn_free_mb:g})")
         elif stats['dropped'] or stats['write_errors']:
             level, text = WARN, (f"{stats['dropped']} messages dropped (disk too slow?), "
                                  f"{stats['write_errors']} write errors so far")

@@ -120,11 +120,25 @@ class BagWriter:
         self._write_metadata()
 
     def abort(self) -> None:
-        """Closes the files without completing them (what a crash leaves; used by tests)."""
-        if self._storage is not None:
+        """Closes the files without completing them (what a crash leaves; used by tests).
+
+        Also the way out after a write failure: the file is closed even when the flush fails
+        (disk full); ``donkey-ros bag repair`` recovers it up to the last complete chunk.
+        """
+        storage, self._storage = self._storage, None
+        if storage is None:
+            return
+        try:
+            self._storage = storage
             self.flush()
-            self._storage.abort()
+        except OSError:
+            pass
+        finally:
             self._storage = None
+            try:
+                storage.abort()
+            except OSError:
+                pass
 
     def __enter__(self) -> 'BagWriter':
         return self.open()

@@ -17,6 +17,7 @@ from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker, MarkerArray
 
 from donkey_ros.common import qos
+from donkey_ros.common.clock import create_steady_timer, steady_now
 from donkey_ros.common.command import NEUTRAL, CommandError, command_from_msg
 from donkey_ros.common.diagnostics import OK, WARN, DiagnosticsPublisher
 from donkey_ros.common.image import array_to_image
@@ -62,7 +63,7 @@ class SimNode(Node):
         self.create_subscription(TwistStamped, 'cmd', self._on_cmd, qos.COMMAND)
         self.create_service(Trigger, 'sim/reset', self._on_reset)
         self.period = 1.0 / self.params.rate
-        self.create_timer(self.period, self._tick)
+        create_steady_timer(self, self.period, self._tick)
         self.diagnostics = DiagnosticsPublisher(self, self._report)
         self.track_pub.publish(self._track_markers())
         self.get_logger().info(
@@ -76,7 +77,7 @@ class SimNode(Node):
             self.rejected += 1
             self.get_logger().error(f'cmd: {error}', throttle_duration_sec=1.0)
             return
-        self.command_time = time.monotonic()
+        self.command_time = steady_now()
 
     def _on_reset(self, request, response):
         self.sim.reset()
@@ -86,7 +87,7 @@ class SimNode(Node):
         return response
 
     def _tick(self) -> None:
-        fresh = time.monotonic() - self.command_time <= self.params.cmd_timeout
+        fresh = steady_now() - self.command_time <= self.params.cmd_timeout
         command = self.command if fresh else NEUTRAL
         dt = self.period * self.params.time_scale / self.params.physics_substeps
         off_track_before = self.sim.status.off_track_count

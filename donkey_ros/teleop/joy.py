@@ -153,6 +153,6 @@ def twist_to_command(linear_x: float, angular_z: float, max_linear: float,
     """geometry_msgs/Twist (m/s, rad/s) -> normalized command: full scale at the maxima.
 
     Raises:
-        CommandError: NaN or infinite values.
+        CommandError: NaN or infinite values, or more than ``command.LIMIT`` times a maximum.
     """
     return DriveCommand.checked(angular_z / max_angular, linear_x / max_linear)

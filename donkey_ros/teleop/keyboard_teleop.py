@@ -16,6 +16,7 @@ from geometry_msgs.msg import TwistStamped
 from rclpy.node import Node
 
 from donkey_ros.common import qos
+from donkey_ros.common.clock import create_steady_timer
 from donkey_ros.common.command import NEUTRAL, command_to_msg
 from donkey_ros.common.diagnostics import OK, WARN, DiagnosticsPublisher
 from donkey_ros.common.errors import DonkeyRosError
@@ -82,7 +83,7 @@ class KeyboardTeleopNode(Node):
         self.mapper = KeyboardMapper(p.throttle_step, p.steering_step, p.max_throttle)
         self.controls = CarControls(self)
         self.cmd_pub = self.create_publisher(TwistStamped, 'user/cmd', qos.COMMAND)
-        self.create_timer(1.0 / p.rate, self.publish)
+        create_steady_timer(self, 1.0 / p.rate, self.publish)
         self.quit = False
         self.diagnostics = DiagnosticsPublisher(self, self._report)
 

@@ -2,9 +2,17 @@
 
 Bound to loopback (the default), only this machine can connect and no token is needed. Bound to a
 network address, every request from another machine must carry the token (``?token=`` in the URL,
-then a cookie). Two browser-side attacks are closed as well: a WebSocket opened by some other web
-site (its ``Origin`` differs from the page's host) and DNS rebinding against a loopback server
-(a ``Host`` header that is not a loopback name).
+then a cookie). Two browser-side attacks are closed as well, on every request and WebSocket,
+on loopback and on the network alike:
+
+- DNS rebinding: a page of ``evil.example`` whose name the attacker re-points at this machine
+  sends ``Host: evil.example``. Only the names and addresses the server is reachable by are
+  accepted (``HostCheck``): loopback names and addresses, this machine's host names (``NAME``,
+  ``NAME.local``, its FQDN), the bound address, for a wildcard bind (0.0.0.0, ::) any address
+  of this machine, and the names listed in the ``allowed_hosts`` parameter (a reverse proxy,
+  a DNS name of the car).
+- Cross-site requests: a request with an ``Origin`` must come from the page itself (same
+  host:port as its ``Host``).
 """
 from __future__ import annotations
 
@@ -68,20 +76,86 @@ def access_allowed(peer: str | None, host: str, token: str, supplied: str | None
 
 def _host_name(host_header: str) -> str:
     """The host part of a ``Host`` header or URL netloc (``[::1]:8887`` -> ``::1``)."""
-    return urlsplit('//' + (host_header or '')).hostname or ''
+    try:
+        return urlsplit('//' + (host_header or '')).hostname or ''
+    except ValueError:  # an unbalanced '[' and the like: no name of ours
+        return ''
 
 
-def host_header_allowed(host_header: str | None, host: str, token_ok: bool) -> bool:
-    """Rejects DNS rebinding: a token-less loopback server answers only to loopback host names."""
-    if token_ok or needs_token(host):
-        return True
-    return is_loopback(_host_name(host_header or ''))
+WILDCARDS = ('0.0.0.0', '::', '')
+
+
+def machine_names() -> set[str]:
+    """This machine's host names: ``NAME``, ``NAME.local`` (mDNS) and its FQDN, lower case."""
+    names = set()
+    for name in (socket.gethostname(), _fqdn()):
+        name = (name or '').lower().rstrip('.')
+        if name:
+            short = name.split('.')[0]
+            names.update({name, short, f'{short}.local'})
+    return names
+
+
+def _fqdn() -> str:
+    try:
+        return socket.getfqdn()
+    except OSError:
+        return ''
+
+
+def is_local_address(address: str) -> bool:
+    """True if ``address`` (an IP literal) is an address of this machine: it can be bound."""
+    address = address.strip('[]')
+    try:
+        ip = ipaddress.ip_address(address.split('%')[0])
+    except ValueError:
+        return False
+    if ip.is_unspecified or ip.is_multicast:
+        return False
+    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind((address, 0))
+        except OSError:
+            return False
+    return True
+
+
+class HostCheck:
+    """Which ``Host`` header names a server bound to ``host`` answers to (see module docstring).
+
+    Args:
+        host: the bound address or name.
+        extra: further names or addresses (the ``allowed_hosts`` parameter).
+    """
+
+    def __init__(self, host: str, extra: tuple[str, ...] | list[str] = ()) -> None:
+        self.host = (host or '').strip('[]').lower()
+        self.wildcard = self.host in WILDCARDS
+        self.names = machine_names() | {n.strip().strip('[]').lower().rstrip('.')
+                                        for n in extra if n.strip()}
+        if not self.wildcard:
+            self.names.add(self.host)
+
+    def allows(self, host_header: str | None) -> bool:
+        name = _host_name(host_header or '').lower().rstrip('.')
+        if not name:
+            return False
+        if is_loopback(name) or name in self.names:
+            return True
+        return self.wildcard and is_local_address(name)
+
+
+def host_header_allowed(host_header: str | None, check: HostCheck) -> bool:
+    """Rejects DNS rebinding: only names and addresses this server is reachable by."""
+    return check.allows(host_header)
 
 
 def origin_allowed(origin: str | None, host_header: str | None) -> bool:
-    """A browser WebSocket must come from our own page (same host:port), not another site.
+    """A browser request must come from our own page (same host:port), not another site.
 
-    Non-browser clients send no ``Origin`` and are allowed (access is still checked).
+    Non-browser clients send no ``Origin`` and are allowed (``Host`` and the token are still
+    checked, and ``Host`` must name this server, so the page's own origin is one of its names).
     """
     if not origin:
         return True

@@ -26,6 +26,10 @@ from donkey_ros.common.errors import DonkeyRosError
 from donkey_ros.control.mux import MODES
 
 MAX_MESSAGE = 4096
+"""Longest client message (characters); the WebSocket closes on frames over 4x this (1009)."""
+MAX_DEPTH = 4
+"""Deepest JSON nesting accepted (client messages are flat objects): deeper is refused before
+parsing, so a nested list never reaches the recursive JSON parser."""
 
 
 class ProtocolError(DonkeyRosError):
@@ -65,9 +69,11 @@ def parse_message(text: str) -> Message:
     """
     if len(text) > MAX_MESSAGE:
         raise ProtocolError(f'message of {len(text)} characters is too long')
+    if nesting_depth(text) > MAX_DEPTH:
+        raise ProtocolError(f'JSON nested deeper than {MAX_DEPTH} levels')
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ProtocolError(f'not JSON: {text[:60]!r}') from None
     if not isinstance(data, dict):
         raise ProtocolError(f'expected a JSON object, got {type(data).__name__}')
@@ -87,6 +93,28 @@ def parse_message(text: str) -> Message:
     if kind == 'scale':
         return Message('scale', _number(data, 'value', 0.0, 1.0))
     raise ProtocolError(f'unknown message type {kind!r}')
+
+
+def nesting_depth(text: str) -> int:
+    """Deepest nesting of JSON arrays/objects in ``text`` (brackets inside strings ignored)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == '\\':
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in '[{':
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in ']}':
+            depth -= 1
+    return deepest
 
 
 class Joystick:

@@ -31,8 +31,8 @@ from aiohttp import WSMsgType, web
 
 from donkey_ros.common.errors import DonkeyRosError
 from donkey_ros.common.image import encode_jpeg
-from donkey_ros.web.access import (COOKIE, access_allowed, host_header_allowed, needs_token,
-                                   origin_allowed, page_urls, token_matches)
+from donkey_ros.web.access import (COOKIE, HostCheck, access_allowed, host_header_allowed,
+                                   needs_token, origin_allowed, page_urls, token_matches)
 from donkey_ros.web.access import is_loopback
 from donkey_ros.web.protocol import MAX_MESSAGE, Message, ProtocolError, parse_message
 
@@ -63,16 +63,20 @@ class WebServer:
         on_message: ``(connection, Message)`` for every valid client message.
         on_disconnect: ``(connection)`` when a WebSocket closes, however it closes.
         logger: anything with ``info``/``warning``/``error`` (an rclpy logger works).
+        allowed_hosts: extra ``Host`` names to answer to (besides this machine's own names and
+            addresses; see ``access.HostCheck``).
     """
 
     def __init__(self, host: str = '127.0.0.1', port: int = 8887, token: str = '',
                  on_message: Callable[[Connection, Message], None] | None = None,
                  on_disconnect: Callable[[Connection], None] | None = None,
                  logger=None, static_dir: Path = STATIC_DIR, jpeg_quality: int = 75,
-                 max_fps: float = 30.0, status_period: float = 0.2) -> None:
+                 max_fps: float = 30.0, status_period: float = 0.2,
+                 allowed_hosts: tuple[str, ...] | list[str] = ()) -> None:
         if needs_token(host) and not token:
             raise WebError(f'listening on {host} needs a token')
         self.host, self.port, self.token = host, port, token
+        self.host_check = HostCheck(host, allowed_hosts)
         self.on_message = on_message or (lambda conn, message: None)
         self.on_disconnect = on_disconnect or (lambda conn: None)
         self.log = logger or logging.getLogger('donkey_ros.web')
@@ -288,7 +292,18 @@ class WebServer:
         authorization = request.headers.get('Authorization', '')
         if not supplied and authorization.startswith('Bearer '):
             supplied = authorization[7:]
-        token_ok = token_matches(self.token, supplied)
+        if not host_header_allowed(request.host, self.host_check):
+            self.refused += 1
+            self._warn('host', f'refused {request.method} {request.path} for host '
+                               f'{request.host!r}: not a name of this server (DNS rebinding?); '
+                               "add it to parameter 'allowed_hosts' if it is yours")
+            return web.Response(status=403, text='Forbidden: unexpected Host header.\n')
+        origin = request.headers.get('Origin')
+        if not origin_allowed(origin, request.host):
+            self.refused += 1
+            self._warn('origin', f'refused {request.method} {request.path} from another site '
+                                 f'(Origin {origin!r})')
+            return web.Response(status=403, text='Forbidden: cross-site request.\n')
         if not access_allowed(request.remote, self.host, self.token, supplied):
             self.refused += 1
             self._warn('refused',
@@ -296,10 +311,6 @@ class WebServer:
                        'token')
             return web.Response(status=403, text='Forbidden: this car needs its token; open the '
                                 'URL the web node printed (it ends in ?token=...).\n')
-        if not host_header_allowed(request.host, self.host, token_ok):
-            self.refused += 1
-            self._warn('host', f'refused request for host {request.host!r} (not this machine)')
-            return web.Response(status=403, text='Forbidden: unexpected Host header.\n')
         return await handler(request)
 
     async def _index(self, request: web.Request) -> web.StreamResponse:
@@ -343,11 +354,6 @@ class WebServer:
 
     # --- WebSocket -----------------------------------------------------------------------------
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
-        if not origin_allowed(request.headers.get('Origin'), request.host):
-            self.refused += 1
-            self._warn('origin', f"refused WebSocket from another site (Origin "
-                                 f"{request.headers.get('Origin')!r})")
-            return web.Response(status=403, text='Forbidden: cross-site WebSocket.\n')
         ws = web.WebSocketResponse(heartbeat=2.0, compress=False, max_msg_size=MAX_MESSAGE * 4)
         await ws.prepare(request)
         conn = Connection(next(self._ids), request.remote or '?')

@@ -8,7 +8,6 @@ seconds without a joystick message), requests drive modes on `drive_mode/set`, c
 """
 from __future__ import annotations
 
-import time
 from collections import deque
 
 from geometry_msgs.msg import TwistStamped
@@ -19,6 +18,7 @@ from std_msgs.msg import String
 from std_srvs.srv import SetBool
 
 from donkey_ros.common import qos
+from donkey_ros.common.clock import create_steady_timer, steady_now
 from donkey_ros.common.command import NEUTRAL, CommandError, DriveCommand, command_from_msg, \
     command_to_msg
 from donkey_ros.common.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher
@@ -50,6 +50,9 @@ PARAMS = (
     Param('jpeg_quality', 75, 'JPEG quality of the video sent to the page.', min=10, max=100),
     Param('status_rate', 5.0, 'Status updates per second sent to the page.', min=0.5,
           max=30.0, read_only=True),
+    Param('allowed_hosts', [], 'Further host names the page may be opened by (a DNS name of the '
+          'car, a reverse proxy); this machine\'s own names and addresses are always allowed, '
+          'any other Host header is refused (DNS rebinding).', item_type=str, read_only=True),
 )
 
 DEADMAN_CHECK_PERIOD = 0.05
@@ -93,16 +96,17 @@ class WebNode(Node):
         self.server = WebServer(
             p.host, p.port, token, on_message=self._on_message,
             on_disconnect=self._on_disconnect, logger=self.get_logger(),
-            jpeg_quality=p.jpeg_quality, max_fps=p.max_fps, status_period=1.0 / p.status_rate)
-        self.server.set_status(mode=None, estop=False, recording=None,
+            jpeg_quality=p.jpeg_quality, max_fps=p.max_fps, status_period=1.0 / p.status_rate,
+            allowed_hosts=list(p.allowed_hosts))
+        self.server.set_status(mode=None, estop=False, recording=None, recorder_error='',
                                throttle_scale=p.throttle_scale, cmd_steering=0.0, cmd_throttle=0.0)
         try:
             self.server.start()
         except Exception:
             self.destroy_node()
             raise
-        self.create_timer(DEADMAN_CHECK_PERIOD, self._check_deadman)
-        self.create_timer(1.0 / p.status_rate, self._update_status)
+        create_steady_timer(self, DEADMAN_CHECK_PERIOD, self._check_deadman)
+        create_steady_timer(self, 1.0 / p.status_rate, self._update_status)
         self.diagnostics = DiagnosticsPublisher(self, self._report)
         self.urls = self.server.urls
         if self.token.value:
@@ -139,7 +143,7 @@ class WebNode(Node):
             stick: DriveCommand = message.value
             command = DriveCommand.checked(stick.steering,
                                            stick.throttle * self.params.throttle_scale)
-            self._publish(self.joystick.move(conn, command, time.monotonic()))
+            self._publish(self.joystick.move(conn, command, steady_now()))
         elif kind == 'release':
             self._publish(self.joystick.release(conn))
         elif kind == 'mode':
@@ -207,7 +211,7 @@ class WebNode(Node):
         self.commands_sent += 1
 
     def _check_deadman(self) -> None:
-        command = self.joystick.check(time.monotonic())
+        command = self.joystick.check(steady_now())
         if command is not None:
             self.get_logger().warning(
                 f'no joystick message for {self.params.deadman:g} s: neutral sent')
@@ -234,7 +238,7 @@ class WebNode(Node):
             return
         self.frame_error = ''
         self.frames += 1
-        self.frame_times.append(time.monotonic())
+        self.frame_times.append(steady_now())
         self.server.put_frame(pixels)
 
     def _on_mode(self, msg: String) -> None:
@@ -256,7 +260,7 @@ class WebNode(Node):
         if 0 <= latency < 60_000:
             previous = self.pilot_latency_ms
             self.pilot_latency_ms = latency if previous is None else 0.8 * previous + 0.2 * latency
-            self.pilot_time = time.monotonic()
+            self.pilot_time = steady_now()
 
     def _on_sim_status(self, msg) -> None:
         self.server.set_status(
@@ -266,16 +270,17 @@ class WebNode(Node):
             speed=float(msg.speed))
 
     def _on_recorder_status(self, msg) -> None:
-        self.server.set_status(recording=bool(msg.recording), bag=msg.bag_path)
+        self.server.set_status(recording=bool(msg.recording), bag=msg.bag_path,
+                               recorder_error=getattr(msg, 'error', ''))
 
     def camera_fps(self) -> float:
         times = self.frame_times
-        if len(times) < 2 or time.monotonic() - times[-1] > 2.0:
+        if len(times) < 2 or steady_now() - times[-1] > 2.0:
             return 0.0
         return (len(times) - 1) / (times[-1] - times[0])
 
     def _update_status(self) -> None:
-        fresh_pilot = time.monotonic() - self.pilot_time < 2.0
+        fresh_pilot = steady_now() - self.pilot_time < 2.0
         self.server.set_status(
             camera_fps=round(self.camera_fps(), 1), clients=self.server.clients,
             pilot_latency_ms=round(self.pilot_latency_ms, 1) if fresh_pilot else None,

@@ -93,9 +93,13 @@
     document.querySelectorAll('#modes button').forEach(
       (b) => b.classList.toggle('active', b.dataset.mode === s.mode));
     const recording = s.recording;
-    $('recording').textContent = recording === null || recording === undefined ? '–'
-      : (recording ? 'on' : 'off');
-    $('rec-pill').className = 'pill' + (recording ? ' bad' : '');
+    const recError = s.recorder_error || '';
+    $('recording').textContent = recError ? 'error'
+      : recording === null || recording === undefined ? '–' : (recording ? 'on' : 'off');
+    $('rec-pill').className = 'pill' + (recording || recError ? ' bad' : '');
+    $('rec-pill').title = recError;
+    $('rec-error').textContent = recError ? 'recorder: ' + recError : '';
+    $('rec-error').classList.toggle('hidden', !recError);
     $('record').classList.toggle('active', !!recording);
     $('record').textContent = recording ? '■ Stop recording' : '● Record';
     $('estop-pill').classList.toggle('hidden', !s.estop);
