@@ -338,7 +338,7 @@ def check_model(pilot: dict, camera: dict,
         return CheckResult('model', title, FAIL, f'{unset}{first_line(error)}',
                            'set pilot model_path to a .tflite file (`donkey-ros train` makes one; '
                            'DonkeyCar exports work too, see docs/donkeycar.md); '
-                           'pip install ai-edge-litert if the runtime is missing')
+                           'on the car, scripts/pi_install.sh installs the runtime (ai-edge-litert)')
     height, width = runner.image_shape[:2]
     published = camera_output_size(camera)
     described = getattr(runner, 'describe', lambda: runner.name)()
