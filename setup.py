@@ -36,6 +36,12 @@ HINT = ('install the build dependencies first: rosdep install --from-paths src -
         '(or scripts/pi_install.sh)')
 
 
+NODES_PYTHON = os.path.join(PIP_VENV, 'bin', 'python3')
+if not (os.path.isfile(os.path.join(PIP_VENV, 'pyvenv.cfg')) and os.access(NODES_PYTHON, os.X_OK)):
+    NODES_PYTHON = None
+options = {'build_scripts': {'executable': NODES_PYTHON}} if NODES_PYTHON else {}
+
+
 def interfaces_wanted(default: bool) -> bool:
     flag = os.environ.get('DONKEY_ROS_BUILD_INTERFACES', '')
     return flag == '1' if flag in ('0', '1') else default
@@ -104,6 +110,17 @@ class Install(install):
 class Develop(develop):
     """setup.py develop --editable --build-directory DIR: colcon build --symlink-install."""
 
+    def install_wrapper_scripts(self, dist):
+        # develop writes its scripts itself (not through build_scripts): same interpreter rule.
+        if NODES_PYTHON is None or self.exclude_scripts:
+            return super().install_wrapper_scripts(dist)
+        from setuptools.command.develop import VersionlessRequirement
+        from setuptools.command.easy_install import ScriptWriter
+        writer = ScriptWriter.best()
+        for args in writer.get_args(VersionlessRequirement(dist),
+                                    writer.get_header(executable=NODES_PYTHON)):
+            self.write_script(*args)
+
     def run(self):
         super().run()
         colcon = bool(getattr(self, 'editable', False) and getattr(self, 'build_directory', None))
@@ -111,10 +128,6 @@ class Develop(develop):
             build_interfaces(sys.prefix, self.build_directory or os.path.join(HERE, 'build'))
 
 
-options = {}
-venv_python = os.path.join(PIP_VENV, 'bin', 'python3')
-if os.path.isfile(os.path.join(PIP_VENV, 'pyvenv.cfg')) and os.access(venv_python, os.X_OK):
-    options['build_scripts'] = {'executable': venv_python}
 
 setup(
     name=package_name,
