@@ -333,16 +333,51 @@ def test_packages(tmp_path):
     assert empty.status == FAIL and 'source ~/ros2_ws/install/setup.bash' in empty.fix
 
 
+def rosdep_database(tmp_path: Path, missing: str = '') -> dict:
+    """A real rosdep set-up (file:// sources, a one-distro index) whose rules map every key of
+    package.xml to a package this machine has installed (bash), except ``missing``."""
+    from catkin_pkg.package import parse_package
+
+    package = parse_package(str(ROOT / 'package.xml'))
+    keys = {d.name for kind in ('buildtool_depends', 'build_depends', 'exec_depends',
+                                'test_depends') for d in getattr(package, kind)}
+    os_id = subprocess.run(['sh', '-c', '. /etc/os-release && echo $ID'], capture_output=True,
+                           text=True).stdout.strip()
+    rules = {key: {os_id: [missing if key == 'python3-aiohttp' and missing else 'bash']}
+             for key in sorted(keys)}
+    tmp_path.mkdir(parents=True)
+    (tmp_path / 'rules.yaml').write_text(yaml.safe_dump(rules))
+    (tmp_path / 'sources').mkdir()
+    (tmp_path / 'sources' / '20-test.list').write_text(f'yaml file://{tmp_path}/rules.yaml\n')
+    (tmp_path / 'jazzy').mkdir()
+    (tmp_path / 'jazzy' / 'distribution.yaml').write_text(
+        'release_platforms: {ubuntu: [noble]}\nrepositories: {}\ntype: distribution\n'
+        'version: 2\n')
+    (tmp_path / 'index.yaml').write_text(
+        'type: index\nversion: 4\ndistributions:\n  jazzy:\n    distribution: '
+        '[jazzy/distribution.yaml]\n    distribution_status: active\n    '
+        'distribution_type: ros2\n    python_version: 3\n')
+    env = {'PATH': f'{Path(sys.executable).parent}:{os.environ["PATH"]}', 'ROS_DISTRO': 'jazzy',
+           'ROSDEP_SOURCE_PATH': str(tmp_path / 'sources'), 'ROS_HOME': str(tmp_path / 'home'),
+           'ROSDISTRO_INDEX_URL': f'file://{tmp_path}/index.yaml'}
+    subprocess.run(['rosdep', 'update'], env=env, check=True, capture_output=True, timeout=120)
+    return env
+
+
 def test_rosdep(tmp_path):
     from donkey_ros.doctor import install
     assert install.check_rosdep({'PATH': os.environ['PATH']}).status == SKIP   # no ROS_DISTRO
     env = {'PATH': f'{Path(sys.executable).parent}:{os.environ["PATH"]}', 'ROS_DISTRO': 'jazzy',
            'ROSDEP_SOURCE_PATH': str(tmp_path / 'sources'), 'ROS_HOME': str(tmp_path / 'home')}
-    result = install.check_rosdep(env)
-    if shutil.which('rosdep', path=env['PATH']) is None:
-        assert result.status == SKIP and 'sudo apt install python3-rosdep' in result.fix
-    else:   # the real rosdep, never initialised here
-        assert result.status == FAIL and result.fix == 'sudo rosdep init; rosdep update'
+    assert shutil.which('rosdep', path=env['PATH']), 'rosdep is not installed (requirements-test)'
+    fresh = install.check_rosdep(env)                  # the real rosdep, never initialised
+    assert fresh.status == FAIL and fresh.fix == 'sudo rosdep init; rosdep update'
+    satisfied = install.check_rosdep(rosdep_database(tmp_path / 'ok'))
+    assert satisfied.status == PASS, satisfied.message
+    assert str(ROOT / 'package.xml') in satisfied.message    # no install: the source package.xml
+    lacking = install.check_rosdep(rosdep_database(tmp_path / 'lacking', 'no-such-deb-donkey'))
+    assert lacking.status == FAIL and 'no-such-deb-donkey' in lacking.message
+    assert lacking.fix == 'cd ~/ros2_ws && rosdep install --from-paths src --ignore-src -y'
 
 
 def test_pip_only_dependencies(tmp_path):

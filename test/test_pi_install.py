@@ -164,3 +164,43 @@ def test_pip_step_fails_rather_than_replace_apt_numpy_or_opencv(pip_world, packa
     assert 'ResolutionImpossible' in done.stderr or 'conflict' in done.stderr.lower(), done.stderr
     assert not list(venv.glob('lib/python*/site-packages/numpy*'))
     assert not list(venv.glob('lib/python*/site-packages/opencv*'))
+
+
+# --- the nodes run with the venv's python (setup.py) ----------------------------------------------
+def setup_py_install(tmp_path: Path, env: dict) -> Path:
+    """`setup.py install` the way colcon runs it (--record), interfaces off: the console scripts."""
+    import subprocess as sp
+    source = tmp_path / 'source'
+    files = sp.run(['git', 'ls-files', '-z', '--cached', '--others', '--exclude-standard'],
+                   cwd=ROOT, capture_output=True, check=True).stdout.split(b'\0')
+    for name in filter(None, (f.decode() for f in files)):
+        if (ROOT / name).is_file() and not name.startswith(('test/', 'docs/', 'bench/')):
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            (source / name).write_bytes((ROOT / name).read_bytes())
+    (tmp_path / 'egg').mkdir()
+    prefix = tmp_path / 'prefix'
+    done = sp.run([sys.executable, 'setup.py', 'egg_info', '--egg-base', str(tmp_path / 'egg'),
+                   'build', '--build-base', str(tmp_path / 'build'), 'install', '--record',
+                   str(tmp_path / 'install.log'), '--prefix', str(prefix),
+                   '--single-version-externally-managed'], cwd=source, capture_output=True,
+                  text=True, timeout=300,
+                  env={**os.environ, 'DONKEY_ROS_BUILD_INTERFACES': '0', **env})
+    assert done.returncode == 0, done.stderr[-3000:]
+    return prefix / 'lib' / 'donkey_ros'
+
+
+@pytest.mark.timeout(600)
+def test_console_scripts_use_the_pip_venv_python_when_it_exists(tmp_path):
+    venv = tmp_path / 'venv'
+    subprocess.run([SYSTEM_PYTHON, '-m', 'venv', '--system-site-packages', '--without-pip',
+                    str(venv)], check=True, timeout=120)
+    scripts = setup_py_install(tmp_path / 'with', {'DONKEY_ROS_PIP_VENV': str(venv)})
+    for name in ('pilot', 'actuator', 'donkey-ros'):
+        assert (scripts / name).read_text().splitlines()[0] == f'#!{venv}/bin/python3'
+    # That interpreter is the venv (its site-packages: the pip-only packages) over the system's.
+    prefix = subprocess.run([f'{venv}/bin/python3', '-c', 'import sys; print(sys.prefix)'],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    assert prefix == str(venv)
+    # No venv: the python that ran the build, as before.
+    plain = setup_py_install(tmp_path / 'without', {'DONKEY_ROS_PIP_VENV': str(tmp_path / 'no')})
+    assert (plain / 'pilot').read_text().splitlines()[0] == f'#!{sys.executable}'
