@@ -119,6 +119,9 @@ fi
 # --- pip-only dependencies ------------------------------------------------------------------------
 if wants pip; then
   [ -f "$requirements" ] || die "no $requirements"
+  if [ "$dry" = 0 ] && ! "$system_python" -c 'import ensurepip, venv' 2>/dev/null; then
+    die "pip: $system_python cannot make a venv: sudo apt install python3-venv (the apt step)"
+  fi
   if [ ! -f "$venv/pyvenv.cfg" ] || ! grep -qx 'include-system-site-packages = true' "$venv/pyvenv.cfg"; then
     say "pip: creating $venv (--system-site-packages: apt's NumPy, OpenCV, ... stay visible)"
     run "$system_python" -m venv --system-site-packages --clear "$venv"
