@@ -204,3 +204,20 @@ def test_console_scripts_use_the_pip_venv_python_when_it_exists(tmp_path):
     # No venv: the python that ran the build, as before.
     plain = setup_py_install(tmp_path / 'without', {'DONKEY_ROS_PIP_VENV': str(tmp_path / 'no')})
     assert (plain / 'pilot').read_text().splitlines()[0] == f'#!{sys.executable}'
+
+
+@pytest.mark.timeout(600)
+def test_wheel_builds_leave_the_interfaces_to_build_interfaces_sh(tmp_path):
+    """pip (the dev venv, the launch-file test) never runs setup.py's interface build: only
+    colcon's `install --record` / `develop --editable` do."""
+    setup_py_install(tmp_path / 'colcon', {})
+    source = tmp_path / 'colcon' / 'source'
+    prefix = tmp_path / 'pip'
+    done = subprocess.run([sys.executable, '-m', 'pip', 'install', '--quiet', '--no-deps',
+                           '--no-build-isolation', '--ignore-installed', '--no-compile',
+                           '--prefix', str(prefix), str(source)], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, 'DONKEY_ROS_PIP_VENV': str(tmp_path)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (prefix / 'share' / 'donkey_ros' / 'package.xml').is_file()
+    assert not (prefix / 'share' / 'donkey_ros_interfaces').exists()
+    assert 'building the nested package' not in done.stdout + done.stderr
