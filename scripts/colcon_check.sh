@@ -4,8 +4,10 @@
 # `colcon build` with the venv's python and ROS 2 wheels, and checks the install tree:
 #   * donkey_ros (ament_python): package.xml, launch files, config, console scripts, its Python
 #     package and the ament index entry;
-#   * donkey_ros_interfaces (ament_cmake, nested in this repo): found by colcon and importable
-#     from the install tree (`from donkey_ros_interfaces.srv import Stylize`).
+#   * donkey_ros_interfaces (rosidl, nested in this repo): built by donkey_ros's setup.py into
+#     install/donkey_ros during the same plain `colcon build` (colcon does not look below the
+#     root package.xml), importable from the install tree (`from donkey_ros_interfaces.srv import
+#     Stylize`) and listed where `ros2 interface` looks (ament index `rosidl_interfaces`).
 #
 # Usage: scripts/colcon_check.sh [--keep]   (--keep: leave the workspace for inspection)
 # Environment: VIRTUAL_ENV or DONKEY_ROS_VENV (default .venv): the venv with colcon + ROS wheels;
@@ -57,35 +59,25 @@ fi
 export PATH="$venv/bin:$PATH"
 export AMENT_PREFIX_PATH="$venv"
 export CMAKE_PREFIX_PATH="$venv"
-unset PYTHONPATH COLCON_PREFIX_PATH ROS_DISTRO COLCON_DEFAULTS_FILE 2>/dev/null || true
+unset PYTHONPATH COLCON_PREFIX_PATH ROS_DISTRO COLCON_DEFAULTS_FILE DONKEY_ROS_BUILD_INTERFACES 2>/dev/null || true
 export COLCON_HOME="$ws/.colcon"   # ignore the user's ~/.colcon settings
 # The wheels' cmake files name their build machine's Python headers; point them at this venv's.
 VIRTUAL_ENV="$venv" "$root/scripts/build_interfaces.sh" --fix-exports
 
 cd "$ws"
-discovery=()
-if "$py" -c 'import colcon_defaults' 2>/dev/null; then
-  # The documented recipe: the repo's colcon_defaults.yaml at the workspace root.
-  ln -s src/donkey_ros/colcon_defaults.yaml colcon_defaults.yaml
-  how="colcon_defaults.yaml"
-else
-  discovery=(--base-paths src 'src/*/donkey_ros_interfaces')
-  how="--base-paths src 'src/*/donkey_ros_interfaces'"
-fi
-say "colcon build in $ws (packages found via $how) ..."
+# The user's plain command: no base paths, no colcon_defaults.yaml. colcon finds one package
+# (donkey_ros); its setup.py builds the nested donkey_ros_interfaces into install/donkey_ros.
+say "colcon build in $ws ..."
 start=$SECONDS
 log="$ws/colcon_build.log"
-if ! "$venv/bin/colcon" build "${discovery[@]}" \
-      --event-handlers console_direct+ \
-      --cmake-args -DPython3_EXECUTABLE="$py" -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF \
-      >"$log" 2>&1; then
+if ! "$venv/bin/colcon" build --event-handlers console_direct+ >"$log" 2>&1; then
   tail -n 60 "$log" >&2
   die "colcon build failed (log: $log)"
 fi
-for p in donkey_ros_interfaces donkey_ros; do
-  grep -q "^Finished <<< $p " "$log" || { tail -n 20 "$log" >&2; die "colcon did not build $p (log: $log)"; }
-done
-say "built 2 packages in $((SECONDS - start))s; checking the install tree"
+grep -q "^Finished <<< donkey_ros " "$log" || { tail -n 20 "$log" >&2; die "colcon did not build donkey_ros (log: $log)"; }
+grep -q "building the nested package donkey_ros_interfaces" "$log" \
+  || { tail -n 20 "$log" >&2; die "donkey_ros's setup.py did not build donkey_ros_interfaces (log: $log)"; }
+say "built in $((SECONDS - start))s; checking the install tree"
 
 # 3. The install tree.
 inst="$ws/install"
@@ -118,7 +110,7 @@ for s in "${scripts[@]}"; do
   [ -x "$exe" ] || die "console script $s not installed as $exe"
 done
 
-ifc="$inst/donkey_ros_interfaces"
+ifc="$inst/donkey_ros"   # the interfaces share donkey_ros's install prefix
 [ -f "$ifc/share/donkey_ros_interfaces/srv/Stylize.srv" ] || die "Stylize.srv not installed"
 [ -f "$ifc/share/ament_index/resource_index/packages/donkey_ros_interfaces" ] || die "donkey_ros_interfaces is not in the ament index"
 
@@ -141,6 +133,10 @@ assert deserialize_message(serialize_message(req), Stylize.Request) == req
 import donkey_ros
 assert under(donkey_ros.__file__), 'donkey_ros imported from ' + donkey_ros.__file__
 from ament_index_python.packages import get_package_share_directory, get_package_prefix
+from ament_index_python import get_resource, get_resources
+assert 'donkey_ros_interfaces' in get_resources('rosidl_interfaces'), 'ros2 interface would not list donkey_ros_interfaces'
+types, _ = get_resource('rosidl_interfaces', 'donkey_ros_interfaces')
+assert 'srv/Stylize.srv' in types.split(), types
 for name in ('donkey_ros', 'donkey_ros_interfaces'):
     assert under(get_package_share_directory(name)), name + ' share dir not in the install tree'
 libs = sorted({l.split()[-1] for l in open('/proc/self/maps') if 'donkey_ros_interfaces' in l and '.so' in l})

@@ -1,6 +1,7 @@
-"""donkey_ros builds as a ROS 2 workspace: `colcon build` of this repository (the ament_python
-package at the root and the nested ament_cmake donkey_ros_interfaces), checked by
-scripts/colcon_check.sh (install tree: package.xml, launch files, console scripts, imports)."""
+"""donkey_ros builds as a ROS 2 workspace: a plain `colcon build` of a workspace whose src/ holds
+this repository (the ament_python package at the root, whose setup.py also builds the nested
+rosidl package donkey_ros_interfaces into the same prefix), checked by scripts/colcon_check.sh
+(install tree: package.xml, launch files, console scripts, ament index, imports)."""
 import os
 import shutil
 import subprocess
@@ -34,5 +35,9 @@ def test_colcon_build_and_install(tmp_path):
     assert (install / 'donkey_ros' / 'share' / 'donkey_ros' / 'package.xml').is_file()
     assert list((install / 'donkey_ros' / 'share' / 'donkey_ros' / 'launch').glob('*.launch.py'))
     assert os.access(install / 'donkey_ros' / 'lib' / 'donkey_ros' / 'sim', os.X_OK)
-    srv = install / 'donkey_ros_interfaces' / 'share' / 'donkey_ros_interfaces' / 'srv'
+    srv = install / 'donkey_ros' / 'share' / 'donkey_ros_interfaces' / 'srv'
     assert (srv / 'Stylize.srv').is_file() and (srv / 'ListStyles.srv').is_file()
+    # One package for colcon (no base paths, no defaults file): donkey_ros; no separate prefix.
+    assert not (install / 'donkey_ros_interfaces').exists()
+    index = install / 'donkey_ros' / 'share' / 'ament_index' / 'resource_index'
+    assert (index / 'rosidl_interfaces' / 'donkey_ros_interfaces').is_file()

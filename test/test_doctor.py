@@ -5,6 +5,7 @@ component can stand in here it does: the emulated PCA9685 under the real Adafrui
 a folder of images as the camera, a DonkeyCar-format model under LiteRT, real rclpy nodes.
 """
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -277,6 +278,152 @@ def test_run_checks_reports_each_result_as_it_comes(tmp_path):
     seen = []
     results = run_checks(config, minutes=1, skip_ros=True, report=seen.append)
     assert seen == results
-    assert [r.name for r in results] == ['config', 'ros', 'clock', 'disk', 'pca9685', 'model',
+    assert [r.name for r in results] == ['config', 'ros', 'distro', 'packages', 'rosdep', 'pip',
+                                         'numpy', 'clock', 'disk', 'groups', 'pca9685', 'model',
                                          'topics', 'camera']
     assert {r.name: r.status for r in results}['pca9685'] == SKIP
+
+
+# --- the install (scripts/pi_install.sh, docs/pi.md) ---------------------------------------------
+SYSTEM_PYTHON = getattr(sys, '_base_executable', sys.executable)   # no ROS, no LiteRT
+SITE = Path(np.__file__).resolve().parents[1]                      # this venv's site-packages
+
+
+def run_in_system_python(code: str) -> str:
+    """Runs doctor code in a python without rclpy (as on a machine with nothing sourced)."""
+    done = subprocess.run([SYSTEM_PYTHON, '-c', code], capture_output=True, text=True,
+                          env={'PATH': os.environ['PATH'], 'PYTHONPATH': str(ROOT)}, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_distro(tmp_path):
+    from donkey_ros.doctor import install
+    here = install.check_distro()                      # this machine: the PyPI wheels venv
+    assert here.status == PASS and 'PyPI wheels' in here.message
+    apt = install.check_distro({'ROS_DISTRO': 'jazzy', 'AMENT_PREFIX_PATH': '/opt/ros/jazzy'})
+    assert apt.status == PASS and 'ROS 2 jazzy (apt, /opt/ros/jazzy)' in apt.message
+    assert install.check_distro({'ROS_DISTRO': 'humble'}).status == WARN
+    (tmp_path / 'opt' / 'kilted').mkdir(parents=True)
+    (tmp_path / 'opt' / 'kilted' / 'setup.bash').touch()
+    out = run_in_system_python(
+        'from pathlib import Path; from donkey_ros.doctor import install; '
+        f'r = install.check_distro({{}}, Path({str(tmp_path / "opt")!r})); '
+        'print(r.status, r.message, "|", r.fix)')
+    assert out.startswith('FAIL ROS_DISTRO is not set') and '(installed: kilted)' in out
+    assert '| source /opt/ros/kilted/setup.bash && source ~/ros2_ws/install/setup.bash' in out
+
+
+def test_packages(tmp_path):
+    from donkey_ros.doctor import install
+    dev = install.check_packages({})
+    assert dev.status == PASS and 'development venv' in dev.message
+    venv = str(Path(sys.prefix))       # build_interfaces.sh indexed donkey_ros_interfaces here
+    alone = install.check_packages({'ROS_DISTRO': 'kilted', 'AMENT_PREFIX_PATH': venv})
+    assert alone.status == FAIL and 'donkey_ros (packages)' in alone.message
+    assert 'donkey_ros_interfaces' not in alone.message
+    assert 'colcon build && source install/setup.bash' in alone.fix
+    index = tmp_path / 'install' / 'share' / 'ament_index' / 'resource_index' / 'packages'
+    index.mkdir(parents=True)
+    (index / 'donkey_ros').touch()
+    both = install.check_packages({'ROS_DISTRO': 'kilted',
+                                   'AMENT_PREFIX_PATH': f'{tmp_path / "install"}:{venv}'})
+    assert both.status == PASS and str(tmp_path / 'install') in both.message
+    empty = install.check_packages({'ROS_DISTRO': 'kilted'})
+    assert empty.status == FAIL and 'source ~/ros2_ws/install/setup.bash' in empty.fix
+
+
+def rosdep_database(tmp_path: Path, missing: str = '') -> dict:
+    """A real rosdep set-up (file:// sources, a one-distro index) whose rules map every key of
+    package.xml to a package this machine has installed (bash), except ``missing``."""
+    from catkin_pkg.package import parse_package
+
+    package = parse_package(str(ROOT / 'package.xml'))
+    keys = {d.name for kind in ('buildtool_depends', 'build_depends', 'exec_depends',
+                                'test_depends') for d in getattr(package, kind)}
+    os_id = subprocess.run(['sh', '-c', '. /etc/os-release && echo $ID'], capture_output=True,
+                           text=True).stdout.strip()
+    rules = {key: {os_id: [missing if key == 'python3-aiohttp' and missing else 'bash']}
+             for key in sorted(keys)}
+    tmp_path.mkdir(parents=True)
+    (tmp_path / 'rules.yaml').write_text(yaml.safe_dump(rules))
+    (tmp_path / 'sources').mkdir()
+    (tmp_path / 'sources' / '20-test.list').write_text(f'yaml file://{tmp_path}/rules.yaml\n')
+    (tmp_path / 'jazzy').mkdir()
+    (tmp_path / 'jazzy' / 'distribution.yaml').write_text(
+        'release_platforms: {ubuntu: [noble]}\nrepositories: {}\ntype: distribution\n'
+        'version: 2\n')
+    (tmp_path / 'index.yaml').write_text(
+        'type: index\nversion: 4\ndistributions:\n  jazzy:\n    distribution: '
+        '[jazzy/distribution.yaml]\n    distribution_status: active\n    '
+        'distribution_type: ros2\n    python_version: 3\n')
+    env = {'PATH': f'{Path(sys.executable).parent}:{os.environ["PATH"]}', 'ROS_DISTRO': 'jazzy',
+           'ROSDEP_SOURCE_PATH': str(tmp_path / 'sources'), 'ROS_HOME': str(tmp_path / 'home'),
+           'ROSDISTRO_INDEX_URL': f'file://{tmp_path}/index.yaml'}
+    subprocess.run(['rosdep', 'update'], env=env, check=True, capture_output=True, timeout=120)
+    return env
+
+
+def test_rosdep(tmp_path):
+    from donkey_ros.doctor import install
+    assert install.check_rosdep({'PATH': os.environ['PATH']}).status == SKIP   # no ROS_DISTRO
+    env = {'PATH': f'{Path(sys.executable).parent}:{os.environ["PATH"]}', 'ROS_DISTRO': 'jazzy',
+           'ROSDEP_SOURCE_PATH': str(tmp_path / 'sources'), 'ROS_HOME': str(tmp_path / 'home')}
+    assert shutil.which('rosdep', path=env['PATH']), 'rosdep is not installed (requirements-test)'
+    fresh = install.check_rosdep(env)                  # the real rosdep, never initialised
+    assert fresh.status == FAIL and fresh.fix == 'sudo rosdep init; rosdep update'
+    satisfied = install.check_rosdep(rosdep_database(tmp_path / 'ok'))
+    assert satisfied.status == PASS, satisfied.message
+    assert str(ROOT / 'package.xml') in satisfied.message    # no install: the source package.xml
+    lacking = install.check_rosdep(rosdep_database(tmp_path / 'lacking', 'no-such-deb-donkey'))
+    assert lacking.status == FAIL and 'no-such-deb-donkey' in lacking.message
+    assert lacking.fix == 'cd ~/ros2_ws && rosdep install --from-paths src --ignore-src -y'
+
+
+def test_pip_only_dependencies(tmp_path):
+    from donkey_ros.doctor import install
+    here = install.check_pip_deps()
+    assert here.status == PASS and 'all 8 import' in here.message
+    bare = install.check_pip_deps({}, python=SYSTEM_PYTHON, venv=tmp_path / 'none')
+    assert bare.status == FAIL and 'ai_edge_litert' in bare.message
+    assert bare.fix.startswith('scripts/pi_install.sh --only pip,build (installs ')
+    assert 'ai-edge-litert' in bare.fix and 'adafruit-extended-bus' in bare.fix
+    # The nodes' interpreter is read from the installed `pilot` script's shebang.
+    prefix = tmp_path / 'install'
+    (prefix / 'lib' / 'donkey_ros').mkdir(parents=True)
+    (prefix / 'lib' / 'donkey_ros' / 'pilot').write_text(f'#!{SYSTEM_PYTHON}\n')
+    venv = tmp_path / 'venv'
+    venv.mkdir()
+    (venv / 'pyvenv.cfg').write_text('include-system-site-packages = true\n')
+    stale = install.check_pip_deps({'AMENT_PREFIX_PATH': str(prefix)}, venv=venv)
+    assert stale.status == FAIL and str(prefix / 'lib' / 'donkey_ros' / 'pilot') in stale.message
+    assert f'not {venv}/bin/python3: rebuild' in stale.fix and 'colcon build' in stale.fix
+
+
+def test_apt_numpy_not_shadowed():
+    from donkey_ros.doctor import install
+    assert install.check_apt_numpy({}).status == SKIP            # PyPI ROS: pip NumPy expected
+    shadowed = install.check_apt_numpy({}, apt=True)              # as if ROS came from apt
+    assert shadowed.status == FAIL and f'numpy from {SITE / "numpy"}' in shadowed.message
+    assert '-m pip uninstall numpy opencv-python opencv-python-headless' in shadowed.fix
+    assert install.check_apt_numpy({}, apt=True, apt_site=str(SITE)).status == PASS
+
+
+def test_groups():
+    import grp
+    import pwd
+
+    from donkey_ros.doctor import install
+    me = pwd.getpwuid(os.getuid()).pw_name
+    if me == 'root':
+        assert install.check_groups().status == SKIP
+    existing = [g for g in install.GROUPS if g in {e.gr_name for e in grp.getgrall()}]
+    nobody = install.check_groups('nobody')
+    assert nobody.status == FAIL and 'sudo usermod -aG' in nobody.fix and 'nobody' in nobody.fix
+    for group in existing:
+        assert group in nobody.message
+    primary = grp.getgrgid(pwd.getpwnam('nobody').pw_gid)
+    pending = install.check_groups('nobody', (primary.gr_name,), active=set())
+    assert pending.status == WARN and pending.fix == 'log out and in (or reboot)'
+    assert install.check_groups('nobody', (primary.gr_name,),
+                                active={primary.gr_gid}).status == PASS

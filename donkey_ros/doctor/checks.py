@@ -154,8 +154,9 @@ def check_i2c(bus: int, dev: str | Path = '/dev') -> CheckResult:
         found = f'; found {", ".join(others)}' if others else '; no I2C bus at all'
         return CheckResult(
             'i2c', title, FAIL, f'{device} does not exist (I2C disabled, or another bus){found}',
-            'enable I2C: `sudo raspi-config nonint do_i2c 0` (or raspi-config > Interface '
-            'Options > I2C) and reboot' + (f'; or set actuator i2c_bus to the bus the PCA9685 '
+            'enable I2C: Raspberry Pi OS: `sudo raspi-config nonint do_i2c 0` (or raspi-config '
+            '> Interface Options > I2C); Ubuntu: add dtparam=i2c_arm=on to '
+            '/boot/firmware/config.txt; then reboot' + (f'; or set actuator i2c_bus to the bus the PCA9685 '
                                            f'is on ({", ".join(others)})' if others else ''))
     if not os.access(device, os.R_OK | os.W_OK):
         return CheckResult('i2c', title, FAIL, f'{device} exists but this user may not open it',
@@ -344,7 +345,7 @@ def check_model(pilot: dict, camera: dict,
         return CheckResult('model', title, FAIL, f'{unset}{first_line(error)}',
                            'set pilot model_path to a .tflite file (`donkey-ros train` makes one; '
                            'DonkeyCar exports work too, see docs/donkeycar.md); '
-                           'pip install ai-edge-litert if the runtime is missing')
+                           'on the car, scripts/pi_install.sh installs the runtime (ai-edge-litert)')
     height, width = runner.image_shape[:2]
     published = camera_output_size(camera)
     described = getattr(runner, 'describe', lambda: runner.name)()

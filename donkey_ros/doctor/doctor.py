@@ -3,9 +3,12 @@
     donkey-ros doctor [--config config/car.yaml] [--minutes 30] [--skip-ros] [--namespace car1]
 
 Checks, in order: the parameter file (every value one the nodes accept), ROS 2 (rclpy, RMW,
-domain), the system clock, disk space for ``--minutes`` of recording, the I2C bus and the PCA9685
-on it, the pilot model (loads with LiteRT, takes the camera's frames), the car stack's topics
-(publishers, with a short wait for discovery) and the camera (opens, gives frames at the rate).
+domain), the install (which ROS 2 distro, both packages in the ament index, rosdep keys satisfied,
+the pip-only dependencies importable by the nodes' interpreter, apt's NumPy/OpenCV not shadowed;
+see docs/pi.md), the system clock, disk space for ``--minutes`` of recording, the user's groups
+(i2c, video, input), the I2C bus and the PCA9685 on it, the pilot model (loads with LiteRT, takes
+the camera's frames), the car stack's topics (publishers, with a short wait for discovery) and the
+camera (opens, gives frames at the rate).
 Exit status: 0 when nothing failed, 1 when a check failed (the failing checks are named).
 """
 from __future__ import annotations
@@ -18,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from donkey_ros.doctor import checks
+from donkey_ros.doctor import checks, install
 from donkey_ros.doctor.checks import FAIL, PASS, SKIP, WARN, CheckResult
 
 NODE_MODULES = {
@@ -146,9 +149,20 @@ def run_checks(config: CarConfig, minutes: float = 30.0, skip_ros: bool = False,
         run('ROS 2', lambda: CheckResult('ros', 'ROS 2', SKIP, '--skip-ros'))
     else:
         run('ROS 2', checks.check_ros)
+    if skip_ros:
+        for name, title in (('distro', 'ROS 2 distro'), ('packages', 'Packages'),
+                            ('rosdep', 'rosdep keys')):
+            run(title, lambda name=name, title=title: CheckResult(name, title, SKIP, '--skip-ros'))
+    else:
+        run('ROS 2 distro', install.check_distro)
+        run('Packages', install.check_packages)
+        run('rosdep keys', install.check_rosdep)
+    run('pip-only dependencies', install.check_pip_deps)
+    run('NumPy/OpenCV from apt', install.check_apt_numpy)
     run('System clock', checks.check_clock)
     run('Disk space', lambda: checks.check_disk(
         recorder['folder'], minutes, checks.recording_rate(camera, recorder)))
+    run('Groups', install.check_groups)
     uses_board = actuator['backend'] == 'pca9685'
     if uses_board:
         i2c = run('I2C bus', lambda: checks.check_i2c(actuator['i2c_bus']))

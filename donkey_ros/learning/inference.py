@@ -8,7 +8,8 @@ input tensor: one pass over the pixels, no float copy in Python. Float-input mod
 exports) get the one normalization written straight into the input tensor. Nothing is allocated
 per frame.
 
-The interpreter is ``ai_edge_litert`` (LiteRT), else ``tflite_runtime`` (what older Pi images have).
+The interpreter is ``ai_edge_litert`` (LiteRT; it has aarch64 wheels for the Pi's Python 3.11/3.12,
+where tflite-runtime has none for 3.12). On the car scripts/pi_install.sh installs it.
 """
 from __future__ import annotations
 
@@ -24,15 +25,12 @@ from donkey_ros.learning.metadata import (ModelError, ModelMetadata, donkeycar_m
 
 
 def interpreter_class():
-    """LiteRT's Interpreter, or tflite_runtime's where that is what is installed."""
+    """LiteRT's Interpreter."""
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
-        try:
-            from tflite_runtime.interpreter import Interpreter
-        except ImportError:
-            raise ModelError('no TFLite runtime: pip install ai-edge-litert '
-                             '(or tflite-runtime on older Raspberry Pi OS)') from None
+        raise ModelError('no TFLite runtime: ai-edge-litert is not installed (on the car: '
+                         'scripts/pi_install.sh; elsewhere: pip install ai-edge-litert)') from None
     return Interpreter
 
 
