@@ -231,7 +231,9 @@ def load_track(name_or_path: str | Path = DEFAULT_TRACK, spacing: float = 0.05) 
     """
     path = track_path(name_or_path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding='utf-8'))
+    except UnicodeDecodeError:
+        raise TrackError(f'{path}: not a text file (not UTF-8); a track is a YAML file') from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, 'problem_mark', None)
         where = f' (line {mark.line + 1})' if mark is not None else ''
