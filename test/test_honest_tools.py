@@ -106,15 +106,8 @@ def test_import_config_names_every_setting_it_could_not_read(tmp_path):
 
 
 def test_evaluate_plot_writes_the_file_it_names(tmp_path):
-    from donkey_ros.learning.evaluate import EvaluateError, plot_path
     folder = tmp_path / 'adir'
     folder.mkdir()
-    assert plot_path(str(folder), 'm/pilot.tflite') == folder / 'pilot.evaluate.png'
-    assert plot_path(str(tmp_path / 'plot'), 'x') == tmp_path / 'plot.png'
-    with pytest.raises(EvaluateError, match='does not exist'):
-        plot_path(str(tmp_path / 'nope' / 'p.png'), 'x')
-    with pytest.raises(EvaluateError, match="'.txt' is not a picture"):
-        plot_path(str(tmp_path / 'p.txt'), 'x')
     write_synthetic_bag(tmp_path / 'bag', frames=30)
     model = ROOT / 'donkey_ros' / 'models' / 'default_pilot.tflite'
     done = run_cli('evaluate', model, tmp_path / 'bag', '--plot', folder)
@@ -122,6 +115,15 @@ def test_evaluate_plot_writes_the_file_it_names(tmp_path):
     written = folder / 'default_pilot.evaluate.png'
     assert f'wrote {written}' in done.stdout and written.stat().st_size > 0
     assert not Path(str(folder) + '.png').exists()
+    from donkey_ros.learning.evaluate import EvaluateError, plot_path
+    assert plot_path(str(folder), 'm/pilot.tflite') == folder / 'pilot.evaluate.png'
+    assert plot_path(str(tmp_path / 'plot'), 'x') == tmp_path / 'plot.png'
+    with pytest.raises(EvaluateError, match='does not exist'):
+        plot_path(str(tmp_path / 'nope' / 'p.png'), 'x')
+    with pytest.raises(EvaluateError, match="'.txt' is not a picture"):
+        plot_path(str(tmp_path / 'p.txt'), 'x')
+    one_error_line(run_cli('evaluate', model, tmp_path / 'bag', '--plot', tmp_path / 'p.txt'),
+                   'p.txt', 'not a picture format')
 
 
 def test_drive_refuses_negative_laps():
