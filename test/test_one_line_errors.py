@@ -37,8 +37,8 @@ def test_binary_track_file(tmp_path):
                     'not a text file')
     assert_one_line(cli('drive', '--track', track, '--no-web', '--laps', '1'), track,
                     'not a text file')
-    done = run('-c', 'from donkey_ros.sim.sim_node import main; main()', '--ros-args', '-r', '__ns:=/binary_track',
-               '-p', f'track:={track}')
+    done = run('-c', 'from donkey_ros.sim.sim_node import main; main()', '--ros-args',
+               '-r', '__ns:=/binary_track', '-p', f'track:={track}')
     assert done.returncode == 2
     assert_one_line(done, track, 'not a text file')
 
