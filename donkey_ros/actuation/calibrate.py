@@ -141,6 +141,8 @@ def import_donkeycar(path: str) -> dict:
     from donkey_ros.donkeycar.config_import import map_config
 
     imported = map_config(read_config(path))
+    for line in imported.unreadable:  # the calibration session starts from the defaults there
+        print(f'not imported (could not be read): {line}', file=sys.stderr)
     for note in imported.notes:
         print(f'note: {note}', file=sys.stderr)
     params = imported.params.get('actuator', {})
