@@ -8,6 +8,7 @@ together and the expert drives ``--laps`` laps; the summary lists lap times and 
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -67,12 +68,35 @@ class Progress:
         return '\n'.join(lines)
 
 
+def _count(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f'{value} is negative (0 = no limit)')
+    return value
+
+
+def _seconds(text: str) -> float:
+    """argparse type: a finite number of seconds >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds") from None
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f'{text} must be a finite number >= 0 (0 = no limit)')
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog='donkey-ros drive', description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--laps', type=int, default=3, help='stop after this many laps (0 = no limit)')
-    parser.add_argument('--duration', type=float, default=0.0,
+    parser.add_argument('--laps', type=_count, default=3,
+                        help='stop after this many laps (0 = no limit)')
+    parser.add_argument('--duration', type=_seconds, default=0.0,
                         help='stop after this many seconds (0 = no limit)')
     parser.add_argument('--track', default=None, help='shipped track name or track YAML path')
     parser.add_argument('--mode', choices=MODES, default='user',

@@ -49,8 +49,12 @@ def read_actuator_params(path: str) -> dict:
     try:
         with open(path, encoding='utf-8') as stream:
             document = yaml.safe_load(stream) or {}
+    except UnicodeDecodeError:
+        raise CalibrationFileError(f'{path}: not a text file (not UTF-8); --config takes a '
+                                   'ROS 2 parameter file (YAML)') from None
     except (OSError, yaml.YAMLError) as error:
-        raise CalibrationFileError(f'cannot read {path}: {error}') from None
+        raise CalibrationFileError(f'cannot read {path}: {" ".join(str(error).split())}') \
+            from None
     for key in ('actuator', '/**/actuator', '/actuator'):
         section = document.get(key) if isinstance(document, dict) else None
         if isinstance(section, dict) and isinstance(section.get('ros__parameters'), dict):
@@ -137,6 +141,8 @@ def import_donkeycar(path: str) -> dict:
     from donkey_ros.donkeycar.config_import import map_config
 
     imported = map_config(read_config(path))
+    for line in imported.unreadable:  # the calibration session starts from the defaults there
+        print(f'not imported (could not be read): {line}', file=sys.stderr)
     for note in imported.notes:
         print(f'note: {note}', file=sys.stderr)
     params = imported.params.get('actuator', {})

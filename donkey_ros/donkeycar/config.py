@@ -6,8 +6,8 @@ from the car folder. ``read_config`` does the same with ``ast``: each top-level 
 ``NAME["KEY"] = <literal>`` on a dict read before (a common way to change one value of
 ``PWM_STEERING_THROTTLE``). Anything computed (``os.path.join(...)``, ``int(os.getenv(...))``,
 ``X += 1``, assignments inside ``if``/``for``) is not evaluated: the name is listed in
-``skipped`` with the expression, and a value read earlier for it is dropped (DonkeyCar would not
-have used it).
+``skipped`` with the file, line, expression and why, and a value read earlier for it is dropped
+(DonkeyCar would not have used it).
 """
 from __future__ import annotations
 
@@ -23,6 +23,27 @@ class DonkeyCarConfigError(ConfigError):
     """A DonkeyCar config file cannot be read or parsed."""
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """A setting that was assigned but could not be read as a literal."""
+
+    file: str
+    line: int
+    text: str
+    """The assignment's source text (cut to 80 characters)."""
+    reason: str
+
+    def __str__(self) -> str:
+        return f'{Path(self.file).name} line {self.line}: {self.text} ({self.reason})'
+
+
+COMPUTED = 'computed, not a literal: the file is read, never run'
+CONDITIONAL = 'assigned inside an if/for/while/with/try: which value DonkeyCar uses depends on it'
+AUGMENTED = 'changed by +=, -=...: computed, not a literal'
+ITEM = 'a key set to a computed value'
+UNPACKED = 'tuple unpacking: not read'
+
+
 @dataclass
 class DonkeyCarConfig:
     """Settings read from one or more DonkeyCar config files (later files override).
@@ -30,20 +51,31 @@ class DonkeyCarConfig:
     Attributes:
         values: NAME -> value (Python literals).
         sources: NAME -> the file its value came from.
-        skipped: NAME -> the source text of an assignment that was not a literal.
+        skipped: NAME -> where and why its last assignment could not be read (``Skipped``).
         files: the files read, in order.
+        asked: the names a reader looked up (``unreadable`` reports those it could not have).
     """
 
     values: dict[str, Any] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
-    skipped: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, Skipped] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
+    asked: set[str] = field(default_factory=set)
+    """Every name looked up with ``get`` or ``in``: what a reader of the config needed."""
 
     def get(self, name: str, default: Any = None) -> Any:
+        self.asked.add(name)
         return self.values.get(name, default)
 
     def __contains__(self, name: str) -> bool:
+        self.asked.add(name)
         return name in self.values
+
+    def unreadable(self) -> list[Skipped]:
+        """The settings looked up so far that the files assign but could not be read."""
+        return [self.skipped[name] for name in sorted(self.asked & set(self.skipped),
+                                                      key=lambda n: (self.skipped[n].file,
+                                                                     self.skipped[n].line))]
 
 
 def _target_names(target: ast.expr) -> list[str]:
@@ -74,10 +106,11 @@ def parse_text(text: str, filename: str, config: DonkeyCarConfig | None = None
         config.sources[name] = filename
         config.skipped.pop(name, None)
 
-    def skip(name: str, node: ast.AST) -> None:
+    def skip(name: str, node: ast.AST, reason: str) -> None:
         config.values.pop(name, None)
         config.sources.pop(name, None)
-        config.skipped[name] = (ast.get_source_segment(text, node) or '?').strip()[:80]
+        source = ' '.join((ast.get_source_segment(text, node) or '?').split())
+        config.skipped[name] = Skipped(filename, node.lineno, source[:80], reason)
 
     for statement in tree.body:
         if isinstance(statement, (ast.Assign, ast.AnnAssign)):
@@ -92,30 +125,31 @@ def parse_text(text: str, filename: str, config: DonkeyCarConfig | None = None
                 literal = False
             for target in targets:
                 if isinstance(target, ast.Subscript):
-                    _assign_item(config, target, value if literal else None, literal, text,
-                                 filename)
+                    _assign_item(config, target, value if literal else None, literal, statement,
+                                 filename, skip)
                     continue
                 names = _target_names(target)
                 if literal and isinstance(target, ast.Name):
                     take(target.id, value)
                 else:  # computed value, or tuple unpacking
                     for name in names:
-                        skip(name, statement.value)
+                        skip(name, statement, COMPUTED if isinstance(target, ast.Name)
+                             else UNPACKED)
         elif isinstance(statement, ast.AugAssign):
             for name in _target_names(statement.target):
-                skip(name, statement)
+                skip(name, statement, AUGMENTED)
         elif isinstance(statement, (ast.If, ast.For, ast.While, ast.With, ast.Try)):
             for inner in ast.walk(statement):
                 if isinstance(inner, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
                     targets = inner.targets if isinstance(inner, ast.Assign) else [inner.target]
                     for target in targets:
                         for name in _target_names(target):
-                            skip(name, inner)
+                            skip(name, inner, CONDITIONAL)
     return config
 
 
 def _assign_item(config: DonkeyCarConfig, target: ast.Subscript, value: Any, literal: bool,
-                 text: str, filename: str) -> None:
+                 statement: ast.AST, filename: str, skip) -> None:
     """``NAME["KEY"] = value`` on a dict read before."""
     if not isinstance(target.value, ast.Name):
         return
@@ -126,9 +160,7 @@ def _assign_item(config: DonkeyCarConfig, target: ast.Subscript, value: Any, lit
         config.values[name] = {**current, key.value: value}
         config.sources[name] = filename
     elif name in config.values:
-        config.values.pop(name)
-        config.sources.pop(name, None)
-        config.skipped[name] = (ast.get_source_segment(text, target) or name)[:80]
+        skip(name, statement, ITEM if not literal else COMPUTED)
 
 
 def read_file(path: str | Path, config: DonkeyCarConfig | None = None) -> DonkeyCarConfig:

@@ -73,11 +73,14 @@ class ImportedConfig:
         params: section -> {parameter: value}.
         origins: (section, parameter) -> the DonkeyCar setting(s) it came from.
         notes: DonkeyCar settings not imported (or imported with a caveat), one sentence each.
+        unreadable: settings the import needs that the files assign but that could not be read
+            (computed, conditional...), one line each with file, line and why.
     """
 
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     origins: dict[tuple[str, str], str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
 
     def set(self, section: str, name: str, value: Any, origin: str) -> None:
         self.params.setdefault(section, {})[name] = value
@@ -104,6 +107,7 @@ def map_config(config: DonkeyCarConfig, model: str | None = None) -> ImportedCon
     _map_camera(config, out)
     _map_pilot(config, out, model)
     _map_joystick(config, out)
+    out.unreadable = [str(skipped) for skipped in config.unreadable()]
     return out
 
 
@@ -300,7 +304,7 @@ def validate(imported: ImportedConfig, tables: dict | None = None) -> ImportedCo
     """
     tables = tables or node_tables()
     problems = []
-    checked = ImportedConfig(notes=list(imported.notes))
+    checked = ImportedConfig(notes=list(imported.notes), unreadable=list(imported.unreadable))
     for section, values in imported.params.items():
         if section not in tables:
             raise ConfigImportError(f"no node module defines section '{section}'")
@@ -320,21 +324,23 @@ def validate(imported: ImportedConfig, tables: dict | None = None) -> ImportedCo
     return checked
 
 
-def header(sources: list, notes: list[str]) -> str:
+def header(sources: list, notes: list[str], unreadable: list[str] = ()) -> str:
     """The comment block that starts a new parameter file."""
     stamp = datetime.datetime.now().strftime('%Y-%m-%d %H:%M')
     lines = ['# donkey_ros parameters imported from DonkeyCar by `donkey-ros import-config` '
              f'({stamp})', '# from: ' + ', '.join(str(s) for s in sources),
              '# ROS 2 parameter file; `/**/name` matches the node in any namespace.',
              '# Every parameter is described by `donkey-ros params`; see docs/donkeycar.md.']
-    if notes:
+    if notes or unreadable:
         lines.append('# Not imported:')
+        lines += [f'#  - {line}' for line in unreadable]
         lines += [f'#  - {note}' for note in notes]
     return '\n'.join(lines) + '\n'
 
 
 def import_config(path: str | Path, output: str | Path, base: Any = True,
-                  model: str | None = None) -> tuple[ImportedConfig, list[Change], Path | None]:
+                  model: str | None = None, allow_partial: bool = False
+                  ) -> tuple[ImportedConfig, list[Change], Path | None]:
     """Reads a DonkeyCar config and writes its values into the parameter file ``output``.
 
     An existing file is updated in place: the imported parameters are set (each with a comment
@@ -344,15 +350,25 @@ def import_config(path: str | Path, output: str | Path, base: Any = True,
     Returns:
         (the imported values, the changes made, the backup path or None).
 
+    Args:
+        allow_partial: write the file even when settings the import needs could not be read
+            (``imported.unreadable``); otherwise that is an error and nothing is written.
+
     Raises:
         DonkeyCarConfigError: the config cannot be read.
-        ConfigImportError: invalid values or nothing to import.
+        ConfigImportError: invalid values, nothing to import, or (without ``allow_partial``)
+            settings found but not readable, each named with its file, line and why.
         ParamFileError: the output cannot be read or updated.
     """
     output = Path(output).expanduser()
     config = read_config(path, base)
     tables = node_tables()
     imported = validate(map_config(config, model), tables)
+    if imported.unreadable and not allow_partial:
+        raise ConfigImportError(
+            f'{len(imported.unreadable)} setting(s) found but not imported, nothing written: '
+            + '; '.join(imported.unreadable) + '. Write them as plain values, or pass '
+            '--allow-partial to import the rest (the car then uses its defaults for these)')
     if not imported.count():
         raise ConfigImportError(f'nothing to import from {", ".join(map(str, config.files))} '
                                 '(no PWM, camera, pilot or joystick settings)')
@@ -362,11 +378,14 @@ def import_config(path: str | Path, output: str | Path, base: Any = True,
         except (OSError, UnicodeDecodeError) as error:
             raise ParamFileError(f'cannot read {output}: {error}') from None
     else:
-        text = header(config.files, imported.notes)
+        text = header(config.files, imported.notes, imported.unreadable)
     updates = {tables[section][0]: values for section, values in imported.params.items()}
     comments = {(tables[section][0], name): f'DonkeyCar {origin}'
                 for (section, name), origin in imported.origins.items()}
-    new_text, changes = update_text(text, updates, comments)
+    try:
+        new_text, changes = update_text(text, updates, comments)
+    except ParamFileError as error:
+        raise ParamFileError(f'{output}: {error}') from None
     backup = write_atomically(output, new_text) if new_text != text else None
     return imported, changes, backup
 
@@ -382,6 +401,9 @@ def build_parser() -> argparse.ArgumentParser:
                         'DonkeyCar does)')
     parser.add_argument('--no-base', action='store_true', help='read only the given file')
     parser.add_argument('--model', default=None, help='a .tflite model for the pilot section')
+    parser.add_argument('--allow-partial', action='store_true',
+                        help='write the file even if settings it needs could not be read '
+                        '(computed values, values set inside an if...); they are listed')
     return parser
 
 
@@ -389,12 +411,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     base = False if args.no_base else (args.base or True)
     imported, changes, backup = import_config(args.config, args.output, base=base,
-                                              model=args.model)
+                                              model=args.model, allow_partial=args.allow_partial)
     print(f'{args.output}: {len(changes)} of {imported.count()} imported parameters changed'
           + (f' (previous file kept as {backup})' if backup else ''))
     for change in changes:
         old = 'new' if change.old is None else scalar(change.old)
         print(f'  {change.node}.{change.name}: {old} -> {scalar(change.new)}')
+    for line in imported.unreadable:
+        print(f'  NOT IMPORTED (could not be read, the default stays): {line}')
     for note in imported.notes:
         print(f'  not imported: {note}')
     print(f'use it: ros2 launch donkey_ros car.launch.py config:={Path(args.output).resolve()}\n'

@@ -127,7 +127,13 @@ def update_text(text: str, updates: dict[str, dict[str, Any]],
             (flow style ``{...}``); the message says so.
     """
     comments = comments or {}
-    before = yaml.safe_load(text) if text.strip() else {}
+    try:
+        before = yaml.safe_load(text) if text.strip() else {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, 'problem_mark', None)
+        where = f' at line {mark.line + 1}' if mark is not None else ''
+        raise ParamFileError(f'not valid YAML{where}: {getattr(error, "problem", None) or error}'
+                             ) from None
     if before is None:
         before = {}
     if not isinstance(before, dict):

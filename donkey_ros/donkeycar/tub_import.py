@@ -247,7 +247,8 @@ def import_tubs(tubs: Sequence[str | Path], bag: str | Path, images: str = 'jpeg
 
     Raises:
         TubError: a path is not a Tub v2 (v1 tubs are named as such).
-        BagError: the bag exists already or cannot be written.
+        BagError: the bag exists already or cannot be written, or no frame at all could be
+            imported (every image missing...): the bag is removed and the message says why.
     """
     from donkey_ros.recording.writer import BagWriter
 
@@ -293,6 +294,8 @@ def import_tubs(tubs: Sequence[str | Path], bag: str | Path, images: str = 'jpeg
             for name in tub.counts.missing_catalogs:
                 summary.bad_images.append((str(tub.path), '-', f'catalog {name} missing'))
         writer.close()
+        if not summary.frames:
+            raise BagError(_nothing_imported(summary, len(opened)))
     except BaseException:
         # A half-written bag must not pass for an import: remove what this run created.
         writer.close()
@@ -308,6 +311,21 @@ def import_tubs(tubs: Sequence[str | Path], bag: str | Path, images: str = 'jpeg
     if preview and summary.frames:
         summary.preview = write_preview(bag / PREVIEW_NAME, timeline, thumbs, summary)
     return summary
+
+
+def _nothing_imported(summary: ImportSummary, tubs: int) -> str:
+    """Why an import wrote no frame, in one line (the bag is then removed)."""
+    why = f'{summary.records} record(s)'
+    if summary.bad_images:
+        tub, index, reason = summary.bad_images[0]
+        why += (f', {len(summary.bad_images)} image(s) missing or corrupt (first: {tub} record '
+                f'{index}: {reason})')
+    if summary.no_image:
+        why += f', {summary.no_image} record(s) without an image entry'
+    if summary.deleted:
+        why += f', {summary.deleted} deleted record(s) dropped'
+    return (f'no frames imported from {tubs} tub(s) ({why}); nothing written, '
+            f'{summary.bag} removed')
 
 
 def _created_ns(tub: Tub) -> int:
@@ -458,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         bar.close()
     print(summary.text())
-    return 0 if summary.frames else 1
+    return 0
 
 
 __all__ = ['ImportSummary', 'TubError', 'convert_command', 'convert_mode', 'import_tubs', 'main']

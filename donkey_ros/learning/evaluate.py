@@ -12,12 +12,18 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from donkey_ros.common.errors import DonkeyRosError
 from donkey_ros.learning.metadata import ModelError
+
+
+class EvaluateError(DonkeyRosError):
+    """A bad ``donkey-ros evaluate`` option (e.g. a plot path that cannot be written)."""
 
 
 @dataclass
@@ -129,6 +135,34 @@ def plot(evaluation: Evaluation, path: str | Path) -> Path:
     return Path(path)
 
 
+PLOT_SUFFIXES = ('.png', '.pdf', '.svg', '.jpg', '.jpeg')
+
+
+def plot_path(text: str | None, model: str | Path) -> Path:
+    """Where ``--plot`` writes: ``MODEL_STEM.evaluate.png`` here (None), inside a folder given
+    as the path, or the path itself (``.png`` added when it has no extension).
+
+    Raises:
+        EvaluateError: an extension matplotlib does not write, or a folder that does not exist.
+    """
+    name = f'{Path(model).stem}.evaluate.png'
+    if text is None:
+        return Path(name)
+    path = Path(text).expanduser()
+    if path.is_dir() or text.endswith(('/', os.sep)):
+        if not path.is_dir():
+            raise EvaluateError(f'--plot {text}: folder {path} does not exist')
+        return path / name
+    if not path.suffix:
+        path = path.with_name(path.name + '.png')
+    if path.suffix.lower() not in PLOT_SUFFIXES:
+        raise EvaluateError(f"--plot {text}: '{path.suffix}' is not a picture format "
+                            f"({', '.join(PLOT_SUFFIXES)})")
+    if not path.parent.is_dir():
+        raise EvaluateError(f'--plot {text}: folder {path.parent} does not exist')
+    return path
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog='donkey-ros evaluate', description=__doc__,
@@ -136,7 +170,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument('model', help='the .tflite model')
     parser.add_argument('bags', nargs='+', help='held-out bag directories, folders, .mcap files')
     parser.add_argument('--plot', default=None,
-                        help='PNG to write (default: MODEL_STEM.evaluate.png here)')
+                        help='picture to write (default: MODEL_STEM.evaluate.png here; a folder: '
+                        'that name inside it; no extension: .png added)')
     parser.add_argument('--modes', default='user',
                         help="drive modes whose frames are used (comma list, or 'any')")
     parser.add_argument('--tolerance', type=float, default=0.1,
@@ -146,6 +181,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     filters = {'modes': None if args.modes == 'any' else tuple(args.modes.split(',')),
                'tolerance': args.tolerance, 'namespace': args.namespace}
+    picture = plot_path(args.plot, args.model)   # refused before the work, not after
     result = evaluate(args.model, args.bags, filters, args.threads)
     errors = result.errors()
     print(f"{result.model} on {errors['frames']} frames of {len(result.bag_names)} bag(s):")
@@ -158,6 +194,5 @@ def main(argv: list[str]) -> int:
             part = result.errors(result.bags == index)
             print(f"  {Path(name).name}: {part['frames']} frames, steering MAE "
                   f"{part['steering_mae']:.4f}, throttle MAE {part['throttle_mae']:.4f}")
-    picture = plot(result, args.plot or f'{Path(args.model).stem}.evaluate.png')
-    print(f'wrote {picture}')
+    print(f'wrote {plot(result, picture)}')
     return 0

@@ -22,7 +22,8 @@ import numpy as np
 import yaml
 
 from donkey_ros.recording.dataset import (
-    EXCLUSIONS_FILE, DatasetError, decode_image, find_bags, open_reader, resolve_topics)
+    EXCLUSIONS_FILE, DatasetError, decode_image, find_bags, open_reader, read_exclusions,
+    resolve_topics)
 from donkey_ros.recording.errors import BagError
 
 SHEET_FILE = 'contact_sheet.png'
@@ -124,15 +125,10 @@ def parse_range(text: str) -> tuple[float, float]:
 
 
 def read_previous_manual(bag: Path) -> list[Exclusion]:
-    path = bag / EXCLUSIONS_FILE
-    if not path.is_file():
-        return []
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-        return [Exclusion(int(r['start_ns']), int(r['end_ns']), 'manual')
-                for r in data.get('exclude', []) if 'manual' in str(r.get('reason', ''))]
-    except (yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError):
-        return []
+    """The manual ranges of an earlier run (``read_exclusions``'s checks: a misspelled key is
+    an error, not a silently lost range)."""
+    return [Exclusion(r['start_ns'], r['end_ns'], 'manual') for r in read_exclusions(bag)
+            if 'manual' in r['reason']]
 
 
 def clean_bag(bag: str | Path, manual: list[tuple[float, float]] = (),
@@ -204,10 +200,14 @@ def clean_bag(bag: str | Path, manual: list[tuple[float, float]] = (),
         widen(condition_ranges([(t, abs(v) < settings.throttle_cut) for t, v in throttle],
                                min_stop), 'throttle_cut')
     manual_ranges = [] if reset else read_previous_manual(bag)
+    length = (end_ns - start_ns) / 1e9
     for a, b in manual:
+        if a * 1e9 > end_ns - start_ns:
+            raise BagError(f"--drop {a:g}:{'' if math.isinf(b) else f'{b:g}'} starts after the "
+                           f'end of {bag} ({length:.1f} s long): give seconds from the bag start')
         first = start_ns + int(a * 1e9)
-        last = end_ns if math.isinf(b) else start_ns + int(b * 1e9)
-        manual_ranges.append(Exclusion(first, min(last, end_ns), 'manual'))
+        last = end_ns if b * 1e9 >= end_ns - start_ns else start_ns + int(b * 1e9)
+        manual_ranges.append(Exclusion(first, last, 'manual'))
     exclusions = merge(found + manual_ranges)
     dropped = sum(1 for t in frames if _inside(t, exclusions))
     result = CleanResult(bag, start_ns, end_ns, exclusions, len(frames), dropped,

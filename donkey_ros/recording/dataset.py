@@ -210,22 +210,68 @@ def resolve_topics(path: Path, connections, image_topic: str = IMAGE_TOPIC,
                      same_car(ODOM_TOPIC, 'nav_msgs/msg/Odometry'))
 
 
-def load_exclusions(bag: Path) -> list[tuple[int, int]]:
-    """Excluded ``(start_ns, end_ns)`` ranges from ``bag/exclusions.yaml`` (none if absent).
+EXCLUSION_KEYS = ('created', 'tool', 'settings', 'frames', 'dropped_frames', 'exclude')
+RANGE_KEYS = ('start_ns', 'end_ns', 'start_s', 'end_s', 'reason')
+
+
+def read_exclusions(bag: Path) -> list[dict]:
+    """The ranges of ``bag/exclusions.yaml`` (none if absent), each a dict with ``start_ns``,
+    ``end_ns`` (ints, start <= end) and ``reason`` (str).
 
     Raises:
-        DatasetError: the file exists but is not a valid exclusion list.
+        DatasetError: the file exists but is not a valid exclusion list: not YAML, an unknown
+            (e.g. misspelled) key, a missing or non-integer time, or a range ending before it
+            starts. The message names the file and the key.
     """
     import yaml
     path = (bag if bag.is_dir() else bag.parent) / EXCLUSIONS_FILE
     if not path.is_file():
         return []
+
+    def invalid(why: str) -> DatasetError:
+        return DatasetError(f"exclusion list '{path}' is invalid: {why}; fix it, or rewrite it "
+                            'with `donkey-ros clean --reset`')
+
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-        return [(int(r['start_ns']), int(r['end_ns'])) for r in data.get('exclude', [])]
-    except (yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError) as error:
-        raise DatasetError(f"exclusion list '{path}' is invalid ({error}); "
-                           'rewrite it with `donkey-ros clean`') from None
+        data = yaml.safe_load(path.read_text(encoding='utf-8')) or {}
+    except (yaml.YAMLError, UnicodeDecodeError, OSError) as error:
+        raise invalid(' '.join(str(error).split())) from None
+    if not isinstance(data, dict):
+        raise invalid("not a mapping with an 'exclude' list")
+    unknown = sorted(str(k) for k in set(data) - set(EXCLUSION_KEYS))
+    if unknown:
+        raise invalid(f"unknown key '{unknown[0]}' (known: {', '.join(EXCLUSION_KEYS)})")
+    ranges = data.get('exclude') or []
+    if not isinstance(ranges, list):
+        raise invalid("'exclude' must be a list of ranges")
+    entries = []
+    for number, entry in enumerate(ranges, 1):
+        if not isinstance(entry, dict):
+            raise invalid(f'range {number} is not a mapping (start_ns, end_ns, reason)')
+        unknown = sorted(str(k) for k in set(entry) - set(RANGE_KEYS))
+        if unknown:
+            raise invalid(f"range {number}: unknown key '{unknown[0]}' "
+                          f"(known: {', '.join(RANGE_KEYS)})")
+        for key in ('start_ns', 'end_ns'):
+            if key not in entry:
+                raise invalid(f"range {number}: '{key}' missing")
+            if not isinstance(entry[key], int) or isinstance(entry[key], bool):
+                raise invalid(f"range {number}: '{key}' must be an integer (ns), "
+                              f'got {entry[key]!r}')
+        if entry['end_ns'] < entry['start_ns']:
+            raise invalid(f'range {number}: end_ns is before start_ns')
+        entries.append({'start_ns': entry['start_ns'], 'end_ns': entry['end_ns'],
+                        'reason': str(entry.get('reason', ''))})
+    return entries
+
+
+def load_exclusions(bag: Path) -> list[tuple[int, int]]:
+    """Excluded ``(start_ns, end_ns)`` ranges from ``bag/exclusions.yaml`` (none if absent).
+
+    Raises:
+        DatasetError: the file exists but is not a valid exclusion list (see read_exclusions).
+    """
+    return [(r['start_ns'], r['end_ns']) for r in read_exclusions(bag)]
 
 
 def open_reader(bag: Path):
@@ -259,7 +305,8 @@ class Dataset:
         exclude: extra excluded ``(start_ns, end_ns)`` ranges (bag time), for every bag.
         use_exclusions: honour each bag's exclusions.yaml.
         namespace: choose one car when a bag holds several (e.g. 'car1').
-        decode_images: False yields samples with an empty image (counting, fast).
+        decode_images: False yields samples with an empty image (counting, fast); frames are
+            still checked with ``decode_image``, so the counts are those of a training pass.
 
     Raises:
         DatasetError: a path is not a bag (checked here, before any iteration).
@@ -398,21 +445,27 @@ class Dataset:
             if not due:
                 keep.append(frame)
                 continue
-            image = np.zeros((0, 0, 3), np.uint8)
-            if self.decode_images:
-                try:
-                    image = decode_image(frame.raw, frame.msgtype)
-                except Exception:  # any undecodable frame is counted, never fatal
-                    counts.bad_image += 1
-                    continue
+            try:  # the same check whether or not the pixels are kept (bag info counts with it)
+                image = decode_image(frame.raw, frame.msgtype, copy=self.decode_images)
+            except Exception:  # any undecodable frame is counted, never fatal
+                counts.bad_image += 1
+                continue
+            if not self.decode_images:
+                image = np.zeros((0, 0, 3), np.uint8)
             counts.used += 1
             yield Sample(image, frame.steering, frame.throttle, frame.stamp, frame.mode,
                          frame.truth, str(bag))
         state.waiting = keep
 
 
-def decode_image(raw: bytes, msgtype: str) -> np.ndarray:
+def decode_image(raw: bytes, msgtype: str, copy: bool = True) -> np.ndarray:
     """A serialized Image/CompressedImage -> HxWx3 uint8 RGB (a new array).
+
+    This is the one rule for "usable frame": training, ``bag info`` and the import checks all
+    count a frame as usable when this returns.
+
+    Args:
+        copy: False may return a view on the message buffer (enough to validate a frame).
 
     Raises:
         ImageError: unsupported encoding, size mismatch or corrupt JPEG/PNG.
@@ -426,7 +479,8 @@ def decode_image(raw: bytes, msgtype: str) -> np.ndarray:
             return decode_jpeg(np.asarray(msg.data, np.uint8))
         except ImageError:
             raise ImageError(f"cannot decode compressed image (format '{msg.format}')") from None
-    return np.array(image_to_array(msg), copy=True)
+    pixels = image_to_array(msg)
+    return np.array(pixels, copy=True) if copy else pixels
 
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import yaml
 
+from donkey_ros.recording.errors import BagError
+
 VERSION = 9
 
 
@@ -99,10 +101,28 @@ def write_metadata(bag: Path, storage: str, files: list[FileSummary], topics: li
 
 
 def read_metadata(bag: Path) -> dict:
-    """The ``rosbag2_bagfile_information`` dict of ``bag/metadata.yaml``."""
-    with open(Path(bag) / 'metadata.yaml', encoding='utf8') as stream:
-        data = yaml.safe_load(stream) or {}
-    return data.get('rosbag2_bagfile_information', {})
+    """The ``rosbag2_bagfile_information`` dict of ``bag/metadata.yaml``.
+
+    Raises:
+        OSError: the file cannot be opened (e.g. missing).
+        BagError: the file is not UTF-8, not YAML or not a rosbag2 metadata mapping.
+    """
+    path = Path(bag) / 'metadata.yaml'
+    try:
+        with open(path, encoding='utf8') as stream:
+            data = yaml.safe_load(stream) or {}
+    except UnicodeDecodeError:
+        raise BagError(f'{path}: not a text file (not UTF-8)') from None
+    except yaml.YAMLError as error:
+        raise BagError(f'{path}: not valid YAML ({_first_line(error)})') from None
+    info = data.get('rosbag2_bagfile_information', {}) if isinstance(data, dict) else None
+    if not isinstance(info, dict):
+        raise BagError(f'{path}: not rosbag2 metadata (no rosbag2_bagfile_information mapping)')
+    return info
+
+
+def _first_line(error: Exception) -> str:
+    return ' '.join(str(error).split())
 
 
 def _fsync_dir(path: Path) -> None:

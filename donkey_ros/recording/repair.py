@@ -85,7 +85,7 @@ def storage_files(bag: Path) -> list[Path]:
     listed = []
     try:
         listed = [bag / p for p in read_metadata(bag).get('relative_file_paths', [])]
-    except (OSError, yaml.YAMLError):
+    except (OSError, BagError, TypeError):
         pass
     found = sorted([p for p in bag.iterdir() if p.suffix in ('.mcap', '.db3') and p.is_file()],
                    key=_split_index)
@@ -365,7 +365,7 @@ def _set_aside(path: Path, keep: bool) -> None:
 def _previous_metadata(bag: Path) -> dict:
     try:
         return read_metadata(bag)
-    except (OSError, yaml.YAMLError, AttributeError):
+    except (OSError, BagError):
         return {}
 
 

@@ -44,6 +44,24 @@ def frame_pixels(index: int, width: int, height: int) -> np.ndarray:
     return image
 
 
+BAD_FRAMES = ('16UC1', 'step', 'empty')
+
+
+def bad_image(msgs, header, defect: str, width: int, height: int):
+    """A sensor_msgs/Image a camera could send but training cannot use (see ``BAD_FRAMES``)."""
+    kind = msgs['sensor_msgs/msg/Image']
+    if defect == '16UC1':
+        return kind(header=header, height=height, width=width, encoding='16UC1', is_bigendian=0,
+                    step=width * 2, data=np.zeros(width * height * 2, np.uint8))
+    if defect == 'step':
+        return kind(header=header, height=height, width=width, encoding='rgb8', is_bigendian=0,
+                    step=width, data=np.zeros(width * height, np.uint8))
+    if defect == 'empty':
+        return kind(header=header, height=0, width=0, encoding='rgb8', is_bigendian=0, step=0,
+                    data=np.zeros(0, np.uint8))
+    raise ValueError(f'bad frame kind {defect!r} unknown (known: {", ".join(BAD_FRAMES)})')
+
+
 def frame_index(image: np.ndarray) -> int:
     """Inverse of ``frame_pixels``: the index a synthetic frame encodes."""
     return int(image[0, 0, 0]) + 256 * int(image[0, 0, 1])
@@ -60,7 +78,8 @@ def write_synthetic_bag(path: str | Path, frames: int = 100, fps: float = 20.0,
                         off_track: tuple = (), stop: tuple = (), with_truth: bool = False,
                         storage: str = 'mcap', compression: str = 'none',
                         cmd_from: float = 0.0, image_topic: str = 'camera/image_raw',
-                        start_ns: int = START_NS, max_file_bytes: int = 0) -> SyntheticBag:
+                        start_ns: int = START_NS, max_file_bytes: int = 0,
+                        bad_frames: dict[int, str] | None = None) -> SyntheticBag:
     """Writes a bag with frames, user/cmd, drive_mode and (optionally) sim/status + sim/odom.
 
     Args:
@@ -73,6 +92,8 @@ def write_synthetic_bag(path: str | Path, frames: int = 100, fps: float = 20.0,
         stop: ``(start_s, end_s)`` ranges where throttle is 0 and speed 0 (a crash/stop).
         with_truth: also write sim/status (10 Hz) and sim/odom (10 Hz).
         image_topic: 'camera/image_raw' (rgb8 Image) or 'camera/image_raw/compressed' (JPEG).
+        bad_frames: frame index -> a defect of that (raw Image) frame, one of ``BAD_FRAMES``:
+            '16UC1' (a depth image), 'step' (step and data shorter than a row), 'empty' (0x0).
     """
     store = typestore()
     msgs = store.types
@@ -102,6 +123,9 @@ def write_synthetic_bag(path: str | Path, frames: int = 100, fps: float = 20.0,
             return msgs['sensor_msgs/msg/CompressedImage'](
                 header=header(t), format='rgb8; jpeg compressed bgr8',
                 data=np.frombuffer(encode_jpeg(pixels, 95), np.uint8))
+        defect = (bad_frames or {}).get(i)
+        if defect is not None:
+            return bad_image(msgs, header(t), defect, width, height)
         return msgs['sensor_msgs/msg/Image'](
             header=header(t), height=height, width=width, encoding='rgb8', is_bigendian=0,
             step=width * 3, data=pixels.ravel())

@@ -43,13 +43,25 @@ def save_track_pictures(out_dir: str | Path, tracks: list[str] | None = None,
     return written
 
 
+def _side(text: str) -> int:
+    """argparse type: a picture side, 16-4000 pixels (the raster bound allows 4000x4000)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of pixels") from None
+    if not 16 <= value <= 4000:
+        raise argparse.ArgumentTypeError(f'{value} is outside 16-4000 pixels')
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line: ``donkey-ros tracks [--out DIR] [--track NAME_OR_PATH ...]``."""
     parser = argparse.ArgumentParser(prog='donkey-ros tracks', description=__doc__)
     parser.add_argument('--out', default='track_pictures', help='output folder')
     parser.add_argument('--track', action='append', dest='tracks',
                         help='a track name or YAML path (repeatable; default: all shipped)')
-    parser.add_argument('--size', type=int, default=800, help='top-down picture size, pixels')
+    parser.add_argument('--size', type=_side, default=800,
+                        help='top-down picture size along its longer side, pixels (16-4000)')
     args = parser.parse_args(argv)
     for path in save_track_pictures(args.out, args.tracks, args.size):
         print(path)

@@ -19,6 +19,13 @@ from donkey_ros.sim.track import Track
 
 GROUND, ROAD, EDGE, CENTER, START = range(5)
 MIP_LEVELS = 5
+RASTER_PIXELS = 16_000_000
+"""Most pixels of a track's ground raster. A larger track is painted at fewer pixels per metre
+(at most ``pixels_per_metre``, 100 by default) so the raster stays within this: about 4 bytes a
+pixel (RGB + label) plus a third for the mipmaps, ~90 MB at the limit. The shipped tracks are
+2-4 Mpx at 100 px/m; a 200 m square runs at ~19 px/m."""
+CHUNK_PIXELS = 1 << 20
+"""Pixels coloured at a time (bounds the float temporaries of texturing)."""
 
 
 @dataclass(frozen=True)
@@ -121,19 +128,34 @@ class Raster:
         return (np.asarray(x) - self.x0) * self.ppm, (self.y_top - np.asarray(y)) * self.ppm
 
 
-def rasterize(track: Track, ppm: float = 100.0, margin: float = 3.0, seed: int = 0) -> Raster:
+def raster_ppm(extent, ppm: float, max_pixels: int = RASTER_PIXELS) -> tuple[float, int, int]:
+    """The resolution (pixels per metre, at most ``ppm``) and size (width, height) of a raster
+    covering ``extent`` (width, height in m) with at most ``max_pixels`` pixels."""
+    ex, ey = (max(float(v), 1e-6) for v in extent)
+    ppm = min(float(ppm), math.sqrt(max_pixels / (ex * ey)))
+    while True:
+        width, height = max(1, math.ceil(ex * ppm)), max(1, math.ceil(ey * ppm))
+        if width * height <= max_pixels:
+            return ppm, width, height
+        ppm *= 0.995
+
+
+def rasterize(track: Track, ppm: float = 100.0, margin: float = 3.0, seed: int = 0,
+              max_pixels: int = RASTER_PIXELS) -> Raster:
     """Paints the track top-down: textured ground, road, edge lines, centre dashes, start line.
 
     Args:
         track: the track.
-        ppm: raster resolution, pixels per metre.
+        ppm: raster resolution, pixels per metre (lowered for a track too large for
+            ``max_pixels``; the raster's ``ppm`` says what was used).
         margin: ground painted around the road, m.
         seed: texture noise seed.
+        max_pixels: most pixels of the raster (see ``RASTER_PIXELS``).
     """
     st = track.style
     pad = track.road_width / 2 + margin
     lo, hi = track.points.min(axis=0) - pad, track.points.max(axis=0) + pad
-    width, height = (int(math.ceil(v)) for v in (hi - lo) * ppm)
+    ppm, width, height = raster_ppm(hi - lo, ppm, max_pixels)
     raster = Raster(np.empty(0), np.empty(0), float(lo[0]), float(hi[1]), float(ppm))
     labels = Image.new('L', (width, height), GROUND)
     draw = ImageDraw.Draw(labels)
@@ -157,8 +179,13 @@ def rasterize(track: Track, ppm: float = 100.0, margin: float = 3.0, seed: int =
     amplitude = np.array([st.ground_noise, st.road_noise, st.road_noise / 2, st.road_noise / 2,
                           st.road_noise / 2], np.float32)
     texture = _texture(height, width, ppm, st.noise_scale, np.random.default_rng(seed))
-    rgb = colors[lab] + (amplitude[lab] * texture)[..., None]
-    raster.image = np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
+    image = np.empty((height, width, 3), np.uint8)
+    rows = max(1, CHUNK_PIXELS // width)
+    for top in range(0, height, rows):  # in bands: the float temporaries stay small
+        band = lab[top:top + rows]
+        rgb = colors[band] + (amplitude[band] * texture[top:top + rows])[..., None]
+        image[top:top + rows] = np.clip(rgb + 0.5, 0, 255)
+    raster.image = image
     raster.labels = lab
     return raster
 
@@ -182,7 +209,10 @@ def _draw_strips(draw: ImageDraw.ImageDraw, raster: Raster, track: Track, a: flo
 def _texture(height: int, width: int, ppm: float, scale: float,
              rng: np.random.Generator) -> np.ndarray:
     """Smooth-ish noise in about [-1, 1]: blotches of ``scale`` metres, finer grain, pixel grain."""
-    out = 0.2 * rng.uniform(-1, 1, (height, width)).astype(np.float32)
+    out = np.empty((height, width), np.float32)
+    rows = max(1, CHUNK_PIXELS // width)
+    for top in range(0, height, rows):  # in bands (the same numbers as in one draw)
+        out[top:top + rows] = 0.2 * rng.uniform(-1, 1, (min(rows, height - top), width))
     for weight, size in ((0.5, scale), (0.3, scale / 4)):
         cells = max(1.0, size * ppm)
         shape = (int(width / cells) + 2, int(height / cells) + 2)
@@ -197,20 +227,22 @@ class Renderer:
     Args:
         track: the track.
         camera: camera parameters.
-        pixels_per_metre: top-down raster resolution.
+        pixels_per_metre: top-down raster resolution (lowered for a track whose raster would
+            exceed ``max_raster_pixels``; ``raster.ppm`` is the one used).
         seed: seeds the pixel noise (and the ground texture).
         noise: standard deviation of gaussian pixel noise, 0-255 scale (0 = none).
         brightness: default brightness multiplier.
+        max_raster_pixels: most pixels of the ground raster (``RASTER_PIXELS``).
     """
 
     def __init__(self, track: Track, camera: CameraParams | None = None,
                  pixels_per_metre: float = 100.0, seed: int = 0, noise: float = 0.0,
-                 brightness: float = 1.0) -> None:
+                 brightness: float = 1.0, max_raster_pixels: int = RASTER_PIXELS) -> None:
         self.track = track
         self.camera = camera or CameraParams()
         self.noise = float(noise)
         self.brightness = float(brightness)
-        self.raster = rasterize(track, pixels_per_metre, seed=seed)
+        self.raster = rasterize(track, pixels_per_metre, seed=seed, max_pixels=max_raster_pixels)
         self._rng = np.random.default_rng(seed)
         self._build_palette()
         self._build_lookup()

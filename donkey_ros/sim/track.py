@@ -42,6 +42,10 @@ import yaml
 from donkey_ros.common.errors import DonkeyRosError
 
 TRACKS_DIR = Path(__file__).resolve().parent / 'tracks'
+MAX_TRACK_SIZE = 400.0
+"""Largest side of a track's bounding box, m. Bigger is refused: the simulator's raster (kept
+within ``renderer.RASTER_PIXELS``) would be too coarse, and a track that large is almost always
+a track written in centimetres or millimetres."""
 DEFAULT_TRACK = 'oval'
 Color = tuple[int, int, int]
 
@@ -88,7 +92,8 @@ class Track:
         spacing: resampling step in metres.
 
     Raises:
-        TrackError: fewer than 3 distinct points, a non-positive width or a self-crossing line.
+        TrackError: fewer than 3 distinct points, a non-positive width, a self-crossing line, or
+            a track larger than ``MAX_TRACK_SIZE`` (one line naming its size).
     """
 
     centerline: np.ndarray
@@ -112,6 +117,11 @@ class Track:
             raise TrackError(f'track {self.name!r}: road_width must be > 0, got {self.road_width}')
         if not self.spacing > 0:
             raise TrackError(f'track {self.name!r}: spacing must be > 0, got {self.spacing}')
+        size = poly.max(axis=0) - poly.min(axis=0) + self.road_width
+        if size.max() > MAX_TRACK_SIZE:
+            raise TrackError(f'track {self.name!r} is {size[0]:.4g} x {size[1]:.4g} m, larger '
+                             f'than the simulator takes ({MAX_TRACK_SIZE:g} m a side): '
+                             'coordinates and widths are metres (a track in centimetres?)')
         for _ in range(int(self.smooth)):
             poly = _chaikin(poly)
         self.points, self.length = _resample(poly, self.start_s, self.spacing)
@@ -231,7 +241,9 @@ def load_track(name_or_path: str | Path = DEFAULT_TRACK, spacing: float = 0.05) 
     """
     path = track_path(name_or_path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding='utf-8'))
+    except UnicodeDecodeError:
+        raise TrackError(f'{path}: not a text file (not UTF-8); a track is a YAML file') from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, 'problem_mark', None)
         where = f' (line {mark.line + 1})' if mark is not None else ''

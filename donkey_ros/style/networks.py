@@ -12,6 +12,11 @@
 
 All take and return HxWx3 uint8 RGB arrays of the same size. Sessions are created once; ONNX
 Runtime sessions may run from several threads at once, a TFLite interpreter is guarded by a lock.
+
+Memory: ``work_bytes(width, height)`` estimates what one run at an output size holds at its peak
+(measured with ``bench/style_memory.py``), so callers can keep to a budget. ONNX Runtime keeps
+the memory of a run in its arena for the next one (fast); after a run larger than
+``KEEP_ARENA_PIXELS`` the arena is shrunk, so a large request's memory goes back to the system.
 """
 from __future__ import annotations
 
@@ -28,6 +33,14 @@ import yaml
 from donkey_ros.style.errors import StyleError
 
 DEVICES = ('cpu', 'cuda', 'auto')
+KEEP_ARENA_PIXELS = 640 * 480
+"""Runs up to this many output pixels keep ONNX Runtime's arena; larger ones shrink it after."""
+BYTES_PER_PIXEL = 700
+"""Peak memory of a free-size feed-forward style network per output pixel: the 26-style network
+measured 650 at 2048x2048 (ONNX Runtime's arena grows in powers of two), 290-570 at 1024-1448
+(bench/style_memory.py); also the estimate for users' models."""
+BASE_BYTES = 24 << 20
+"""Memory of a run that does not grow with its size (buffers, small tensors)."""
 RANGES = {'0-1': (0.0, 1.0), '0-255': (0.0, 255.0), '-1..1': (-1.0, 1.0)}
 LAYOUTS = ('NCHW', 'NHWC')
 MODEL_SUFFIXES = ('.onnx', '.tflite')
@@ -138,6 +151,48 @@ def onnx_session(path: Path, device: str = 'cpu', threads: int = 0):
     return session
 
 
+_SHRINK = None
+
+
+def run_options(pixels: int):
+    """ONNX Runtime RunOptions for a run of ``pixels`` output pixels: None (keep the arena) up to
+    ``KEEP_ARENA_PIXELS``, else options that shrink the CPU arena after the run."""
+    global _SHRINK
+    if pixels <= KEEP_ARENA_PIXELS:
+        return None
+    if _SHRINK is None:
+        import onnxruntime as ort
+
+        options = ort.RunOptions()
+        options.add_run_config_entry('memory.enable_memory_arena_shrinkage', 'cpu:0')
+        _SHRINK = options
+    return _SHRINK
+
+
+def release_memory() -> None:
+    """Hands the C heap's free memory back to the system (glibc ``malloc_trim``; a no-op
+    elsewhere). Freed blocks of the threads that served a large request otherwise stay mapped."""
+    global _TRIM
+    if _TRIM is None:
+        import ctypes
+        import ctypes.util
+
+        try:
+            _TRIM = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6').malloc_trim
+        except (OSError, AttributeError):
+            _TRIM = False
+    if _TRIM:
+        _TRIM(0)
+
+
+_TRIM = None
+
+
+def feed_forward_bytes(width: int, height: int) -> int:
+    """Estimated peak memory of a free-size feed-forward style network run at width x height."""
+    return BASE_BYTES + int(width) * int(height) * BYTES_PER_PIXEL
+
+
 def _first_line(error: Exception) -> str:
     text = str(error).strip().splitlines()
     return text[-1] if text else type(error).__name__
@@ -169,14 +224,27 @@ class MultiStyleNetwork:
         weights[index] = 1.0
         return weights
 
+    @staticmethod
+    def work_bytes(width: int, height: int) -> int:
+        """Estimated peak memory of a run at width x height."""
+        return feed_forward_bytes(width, height)
+
     def run(self, image: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """Stylizes an HxWx3 uint8 RGB image with the style weights; returns the same size."""
         h, w = image.shape[:2]
         padded = pad_to_multiple(image, self.MULTIPLE)
         x = np.empty((1, 3) + padded.shape[:2], np.float32)
         np.multiply(padded.transpose(2, 0, 1), np.float32(1.0 / 255.0), out=x[0])
-        out = self.session.run([self.output], {'image': x, 'style_weights': weights})[0][0]
-        return to_uint8(out[:, :h, :w], channels_first=True)
+        # The output goes straight into this array, not into ONNX Runtime's arena: a region
+        # holding a live output could not be handed back when the arena shrinks after the run.
+        out = np.empty_like(x)
+        binding = self.session.io_binding()
+        binding.bind_cpu_input('image', x)
+        binding.bind_cpu_input('style_weights', np.ascontiguousarray(weights, np.float32))
+        binding.bind_output(self.output, 'cpu', 0, np.float32, list(out.shape),
+                            out.ctypes.data)
+        self.session.run_with_iobinding(binding, run_options(h * w))
+        return to_uint8(out[0, :, :h, :w], channels_first=True)
 
 
 class ArbitraryNetwork:
@@ -196,6 +264,12 @@ class ArbitraryNetwork:
         self.hash = file_hash(*self.paths)
         self._vectors: OrderedDict[bytes, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
+
+    @classmethod
+    def work_bytes(cls, width: int, height: int) -> int:
+        """Estimated peak memory of a run: the network at its fixed 384x384, plus the output
+        scaled back to width x height (and the style picture's vector)."""
+        return feed_forward_bytes(cls.CONTENT, cls.CONTENT) + int(width) * int(height) * 16
 
     def style_vector(self, style: np.ndarray) -> np.ndarray:
         """The 1x1x1x100 style vector of an HxWx3 uint8 RGB picture (centre square, 256 px)."""
@@ -340,7 +414,7 @@ class _OnnxRunner:
         self.shape = list(inputs[0].shape)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        return self.session.run([self.output], {self.input: x})[0]
+        return self.session.run([self.output], {self.input: x}, run_options(x.size // 3))[0]
 
 
 class _TfliteRunner:
@@ -407,6 +481,13 @@ class CustomNetwork:
         self._in_scale, self._in_offset = np.float32((high - low) / 255.0), np.float32(low)
         low, high = spec.output_range
         self._out_scale, self._out_offset = 255.0 / (high - low), -low * 255.0 / (high - low)
+
+    def work_bytes(self, width: int, height: int) -> int:
+        """Estimated peak memory of a run at width x height (a fixed-size model runs at its own
+        size, and the result is scaled back)."""
+        if self.fixed_size:
+            return feed_forward_bytes(*self.fixed_size) + int(width) * int(height) * 16
+        return feed_forward_bytes(width, height)
 
     def run(self, image: np.ndarray, _unused=None) -> np.ndarray:
         """Stylizes an HxWx3 uint8 RGB image; returns the same size."""

@@ -6,6 +6,11 @@ stylized camera stream (``camera/image_raw`` -> ``style/image``, at a capped rat
 Requests run on a multi-threaded executor in a reentrant callback group, so a slow request (a big
 image) does not hold up others, and ``list_styles`` answers at any time. The stream has its own
 mutually exclusive group: one frame at a time, the newest one (best-effort depth 1).
+
+Memory: requests keep to ``memory_budget_mb`` (see ``donkey_ros.style.budget``): one over the
+whole budget is refused with the size that fits, ones that do not fit next to the running ones
+wait up to ``queue_timeout`` (at most ``EXECUTOR_THREADS - 2`` at a time, so threads stay free for
+``list_styles`` and small requests).
 """
 from __future__ import annotations
 
@@ -24,7 +29,8 @@ from donkey_ros.common.params import Param, declare_parameters
 from donkey_ros.common.runner import node_main
 from donkey_ros.style.errors import StyleError
 from donkey_ros.style.networks import DEVICES
-from donkey_ros.style.stylizer import DEFAULT_STYLE, Stylizer
+from donkey_ros.style.budget import MB
+from donkey_ros.style.stylizer import DEFAULT_BUDGET_MB, DEFAULT_STYLE, Stylizer
 
 NODE_NAME = 'style_transfer'
 EXECUTOR_THREADS = 4
@@ -43,6 +49,14 @@ PARAMS = (
           min=0, max=64, read_only=True),
     Param('max_side', 2048, 'Largest output width or height a request may ask for, pixels.',
           min=64, max=8192, read_only=True),
+    Param('memory_budget_mb', DEFAULT_BUDGET_MB, 'Memory the requests in progress may hold '
+          'together, MB (each reserves what its network needs at its size): a request over the '
+          'whole budget is refused with the size that fits; one that does not fit next to the '
+          'running ones waits (queue_timeout). Default: a quarter of a 4 GB Raspberry Pi. '
+          '0 = no limit.', min=0, max=1048576, read_only=True),
+    Param('queue_timeout', 30.0, 'Seconds a request waits for memory held by running requests '
+          'before it is refused (at most 2 wait at a time; more are refused at once).',
+          min=0.0, max=3600.0, read_only=True),
     Param('warmup_sizes', ['160x120', '640x480'], 'Sizes (WIDTHxHEIGHT) every network runs once '
           'at start-up, so first requests at those sizes are as fast as later ones.',
           read_only=True),
@@ -58,6 +72,18 @@ PARAMS = (
     Param('stream_height', 0, 'Stream output height, pixels (0 = the camera height, or kept in '
           'proportion to stream_width).', min=0, max=8192),
 )
+
+
+def resident_mb() -> int:
+    """This process's resident memory, MB (/proc/self/status VmRSS; 0 where there is none)."""
+    try:
+        with open('/proc/self/status') as status:
+            for line in status:
+                if line.startswith('VmRSS:'):
+                    return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return 0
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -89,7 +115,9 @@ class StyleTransferNode(Node):
             models_dir=self.params.models_dir or None, builtin=self.params.builtin,
             device=self.params.device, threads=self.params.threads,
             max_side=self.params.max_side, default_style=self.params.default_style,
-            warmup=warmup, log=self.get_logger().error)
+            warmup=warmup, log=self.get_logger().error,
+            memory_budget_mb=self.params.memory_budget_mb,
+            queue_timeout=self.params.queue_timeout, max_waiting=EXECUTOR_THREADS - 2)
         self.get_logger().info(
             f'{len(self.stylizer.styles())} styles ready in {time.monotonic() - started:.1f} s '
             f'(warmed up at {", ".join(self.params.warmup_sizes) or "no size"}); default '
@@ -222,6 +250,11 @@ class StyleTransferNode(Node):
                       'stream': self.stream_sub is not None,
                       'stream_frames': self.stream_frames, 'stream_errors': self.stream_errors,
                       'last_error': self.last_error or '-'}
+        budget = self.stylizer.budget
+        values.update({'memory_budget_mb': budget.limit // MB,
+                       'memory_reserved_mb': round(budget.reserved / MB),
+                       'waiting': budget.waiting, 'queued': budget.queued,
+                       'refused_for_memory': budget.refused, 'rss_mb': resident_mb()})
         if self.stylizer.problems:
             values['model_problems'] = ' | '.join(self.stylizer.problems)
             return WARN, f'{len(self.stylizer.problems)} model(s) skipped', values

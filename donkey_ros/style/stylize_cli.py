@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--local', action='store_true',
                         help='run the networks in this process instead of calling the service')
     parser.add_argument('--models-dir', default='', help='(--local) folder of user models')
+    parser.add_argument('--memory-budget-mb', type=int, default=None, metavar='MB',
+                        help='(--local) memory the networks may use, as the node\'s '
+                        'memory_budget_mb (default 1024; 0 = no limit)')
     parser.add_argument('--service', default='stylize',
                         help="service name (relative names resolve in --namespace)")
     parser.add_argument('--namespace', default='', help='namespace of the car, e.g. /car1')
@@ -69,10 +72,12 @@ def load_input(text: str) -> np.ndarray:
 class LocalBackend:
     """The networks in this process."""
 
-    def __init__(self, models_dir: str) -> None:
-        from donkey_ros.style.stylizer import Stylizer
+    def __init__(self, models_dir: str, memory_budget_mb: int | None = None) -> None:
+        from donkey_ros.style.stylizer import DEFAULT_BUDGET_MB, Stylizer
+        budget = DEFAULT_BUDGET_MB if memory_budget_mb is None else memory_budget_mb
         self.stylizer = Stylizer(models_dir=models_dir or None, warmup=(),
-                                 log=lambda line: print(f'warning: {line}', file=sys.stderr))
+                                 log=lambda line: print(f'warning: {line}', file=sys.stderr),
+                                 memory_budget_mb=budget)
 
     def connect(self) -> None:
         """Nothing to wait for: the networks are loaded."""
@@ -178,7 +183,7 @@ def main(argv: list[str]) -> int:
     if not args.list and not (args.input and args.output):
         raise StyleError('give IN and OUT images (or --list); see --help')
     size = _size(args.size)
-    backend = LocalBackend(args.models_dir) if args.local else \
+    backend = LocalBackend(args.models_dir, args.memory_budget_mb) if args.local else \
         ServiceBackend(args.service, args.namespace, args.timeout)
     try:
         if args.list:

@@ -15,6 +15,10 @@ Styles:
 
 ``strength`` blends the stylized image with the (resized) input: 0 returns the input, 1 the full
 style. The network runs at the requested output size, so a bigger size gives finer strokes.
+
+Memory: every run reserves what its network needs at its size (``work_bytes``) from a
+``MemoryBudget`` of ``memory_budget_mb``: a request over the whole budget is refused with the
+size that would fit, requests that do not fit next to the running ones wait (``queue_timeout``).
 """
 from __future__ import annotations
 
@@ -26,15 +30,20 @@ from typing import Callable, Iterable, Sequence
 import cv2
 import numpy as np
 
+from donkey_ros.style.budget import MB, MemoryBudget
 from donkey_ros.style.errors import StyleError
-from donkey_ros.style.networks import (ArbitraryNetwork, CustomNetwork, MultiStyleNetwork,
-                                       builtin_models_dir, file_hash, load_spec, resize)
+from donkey_ros.style.networks import (KEEP_ARENA_PIXELS, ArbitraryNetwork, CustomNetwork,
+                                       MultiStyleNetwork, builtin_models_dir, file_hash,
+                                       load_spec, release_memory, resize)
 
 __all__ = ['Style', 'StyleError', 'Stylizer', 'MIN_SIDE', 'ARBITRARY', 'DEFAULT_STYLE']
 
 MIN_SIDE = 16
 ARBITRARY = 'arbitrary'
 DEFAULT_STYLE = 'style7'
+DEFAULT_BUDGET_MB = 1024
+"""Memory that style runs may hold together: a quarter of a 4 GB Raspberry Pi (one 1196x1196
+image with the 26-style network, or many small ones at once)."""
 PICTURE_SUFFIXES = ('.png', '.jpg', '.jpeg')
 
 
@@ -65,6 +74,9 @@ class Stylizer:
         warmup: (width, height) sizes each network runs once at start-up, so that the first
             requests at those sizes are not slower than the next ones.
         log: called with one line per problem found in ``models_dir`` (the model is skipped).
+        memory_budget_mb: memory the runs in progress may hold together, MB (0 = no limit).
+        queue_timeout: seconds a run waits for memory held by others before it is refused.
+        max_waiting: runs that may wait at once; more are refused at once.
 
     Raises:
         StyleError: ``models_dir`` is not a folder, a built-in model is missing, no style at
@@ -75,8 +87,11 @@ class Stylizer:
                  device: str = 'cpu', threads: int = 0, max_side: int = 2048,
                  default_style: str = DEFAULT_STYLE,
                  warmup: Iterable[tuple[int, int]] = ((160, 120),),
-                 log: Callable[[str], None] | None = None) -> None:
+                 log: Callable[[str], None] | None = None,
+                 memory_budget_mb: int = DEFAULT_BUDGET_MB, queue_timeout: float = 30.0,
+                 max_waiting: int = 2) -> None:
         self.device, self.threads, self.max_side = device, threads, int(max_side)
+        self.budget = MemoryBudget(int(memory_budget_mb) * MB, queue_timeout, max_waiting)
         self.problems: list[str] = []
         self._log = log or (lambda line: None)
         self._styles: dict[str, Style] = {}
@@ -275,14 +290,33 @@ class Stylizer:
             if chosen.network is self.arbitrary and chosen.argument is None:
                 raise StyleError(f"style '{ARBITRARY}' needs a style_image (any picture)")
         width, height = self.output_size(image.shape, size)
-        base = resize(image, width, height)
         if strength == 0.0:
-            return base
-        styled = self._run(chosen, base, style_image)
-        if strength == 1.0:
-            return styled
-        base = np.ascontiguousarray(base)
-        return cv2.addWeighted(styled, strength, base, 1.0 - strength, 0.0)
+            return resize(image, width, height)
+        network = chosen.network
+        try:
+            with self.budget.reserve(network.work_bytes(width, height), f'{width}x{height}',
+                                     hint=self._fitting_size(network, width, height)):
+                base = resize(image, width, height)
+                styled = self._run(chosen, base, style_image)
+                if strength == 1.0:
+                    return styled
+                base = np.ascontiguousarray(base)
+                return cv2.addWeighted(styled, strength, base, 1.0 - strength, 0.0)
+        finally:
+            if width * height > KEEP_ARENA_PIXELS:
+                release_memory()   # a large request's memory goes back to the system
+
+    def _fitting_size(self, network, width: int, height: int) -> str:
+        """'at most WxH fits': the largest size of the same shape within the whole budget."""
+        if self.budget.fits(network.work_bytes(width, height)):
+            return ''
+        scale = 1.0
+        while scale > 0.01:
+            scale *= 0.97
+            w, h = max(MIN_SIDE, int(width * scale)), max(MIN_SIDE, int(height * scale))
+            if self.budget.fits(network.work_bytes(w, h)):
+                return f'at most {w}x{h} fits'
+        return 'no size of this network fits'
 
     def _run(self, style: Style, image: np.ndarray, style_image: np.ndarray | None) -> np.ndarray:
         argument = style.argument
