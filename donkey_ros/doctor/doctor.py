@@ -70,7 +70,7 @@ def load_car_config(path: str | None) -> CarConfig:
     Raises:
         ParamFileError: the file is missing or not YAML.
     """
-    from donkey_ros.donkeycar.param_file import node_params, read_param_file
+    from donkey_ros.common.param_file import node_params, read_param_file
 
     document = read_param_file(path) if path else {}
     config = CarConfig(path=path or '')
