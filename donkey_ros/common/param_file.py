@@ -171,9 +171,19 @@ def _param_line(indent: str, name: str, value: Any, comment: str, column: int = 
 
 
 def _comment_column(line: str) -> int:
-    """Where the trailing comment of a ``name: value  # ...`` line starts (0 if none)."""
-    match = re.search(r"""^[^#'"]*(?:(['"]).*?\1)?[^#]*?\s(#)""", line)
-    return match.start(2) if match else 0
+    """Where the trailing comment of a ``name: value  # ...`` line starts (0 if none): the first
+    `` #`` whose removal leaves the same YAML value (so a ``#`` inside quotes is no comment)."""
+    try:
+        whole = yaml.safe_load(line.strip())
+    except yaml.YAMLError:
+        return 0
+    for match in re.finditer(r'\s#', line):
+        try:
+            if yaml.safe_load(line[:match.start()].strip()) == whole:
+                return match.start() + 1
+        except yaml.YAMLError:
+            continue
+    return 0
 
 
 def update_text(text: str, updates: dict[str, dict[str, Any]],
@@ -237,8 +247,11 @@ def update_text(text: str, updates: dict[str, dict[str, Any]],
             pattern = re.compile(rf"""^\s*(['"]?){re.escape(name)}\1\s*:""")
             at = next((i for i in params if pattern.match(lines[i])
                        and _indent(lines[i]) == len(indent)), None)
-            line = _param_line(indent, name, value, comments.get((node, name), ''),
-                               _comment_column(lines[at]) if at is not None else 0)
+            column = _comment_column(lines[at]) if at is not None else 0
+            # A new comment replaces the line's comment; without one the line keeps its own.
+            comment = comments.get((node, name)) or (
+                lines[at][column + 1:].strip() if column else '')
+            line = _param_line(indent, name, value, comment, column)
             if at is None:
                 lines.insert(end, line)
                 params.append(end)
