@@ -1,9 +1,11 @@
 """Parameters declared once, from a table of ``Param`` specs.
 
-A node lists its parameters as a tuple of ``Param``; ``declare_parameters`` declares them all with
-their descriptions, validates them (type, range, choices) and returns their values. The same tables
-serve the documentation (``donkey-ros params``) and the static launch-file check, so a parameter
-exists in exactly one place.
+A node lists its parameters as a tuple of ``Param``; ``declare_parameters`` declares them all on
+rclpy's descriptors (real type, range, read_only, description), validates them (type, range,
+choices) and returns their values; run-time changes are validated as a whole batch (on-set) and
+applied after it is accepted (post-set). Unknown names are named with the closest declared one.
+The same tables serve the documentation (``donkey-ros params``) and the static launch-file check,
+so a parameter exists in exactly one place.
 """
 from __future__ import annotations
 
