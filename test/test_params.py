@@ -94,6 +94,19 @@ def test_every_sim_parameter_set_at_run_time_is_applied(graph):
     assert sim.sim.track.name == 'waveshare' and sim.params.track == 'waveshare'
 
 
+def test_expert_and_mux_apply_run_time_changes(graph):
+    from donkey_ros.sim.expert_node import ExpertNode
+    expert = graph.add(ExpertNode)
+    assert expert.set_parameters_atomically([Parameter('speed', value=2.5),
+                                             Parameter('track', value='waveshare')]).successful
+    assert expert.controller.target_speed == 2.5 and expert.controller.track.name == 'waveshare'
+    result = expert.set_parameters([Parameter('track', value='/no/such/track.yaml')])[0]
+    assert not result.successful and expert.controller.track.name == 'waveshare'
+    mux = graph.add(MuxNode)
+    assert mux.set_parameters([Parameter('rate', value=10.0)])[0].successful
+    assert mux.timer.timer_period_ns == 100_000_000
+
+
 # ---- unknown names ------------------------------------------------------------------------------
 
 def test_a_run_time_set_of_an_unknown_name_is_refused_naming_it(graph):
@@ -289,3 +302,12 @@ def test_a_garbage_parameter_file_is_one_line_naming_it(tmp_path):
     garbage.write_bytes(b'\xff\xfe\x00garbage')
     with pytest.raises(ParamFileError, match=str(garbage)):
         read_actuator_params(str(garbage))
+
+
+def test_doctor_names_the_parameter_a_misspelled_one_was_meant_to_be(tmp_path):
+    from donkey_ros.doctor.doctor import check_config, load_car_config
+
+    path = tmp_path / 'car.yaml'
+    path.write_text('/**/actuator:\n  ros__parameters:\n    steering_left_pmw: 400\n')
+    result = check_config(load_car_config(str(path)))
+    assert "actuator.steering_left_pmw (did you mean 'steering_left_pwm'?)" in result.message

@@ -117,7 +117,7 @@ class UnknownParameterError(ParameterNotDeclaredBase):
 def closest(name: str, names: Iterable[str]) -> str | None:
     """The declared name ``name`` was most likely meant to be (None if nothing is close)."""
     matches = difflib.get_close_matches(name, list(names), n=1, cutoff=0.6)
-    if not matches:  # `model` for `model_path`: a prefix is a likely slip too
+    if not matches and len(name) >= 3:  # `model` for `model_path`: a prefix is a likely slip
         matches = [n for n in sorted(names) if n.startswith(name) or name.startswith(n)][:1]
     return matches[0] if matches else None
 
