@@ -311,3 +311,134 @@ def test_doctor_names_the_parameter_a_misspelled_one_was_meant_to_be(tmp_path):
     path.write_text('/**/actuator:\n  ros__parameters:\n    steering_left_pmw: 400\n')
     result = check_config(load_car_config(str(path)))
     assert "actuator.steering_left_pmw (did you mean 'steering_left_pwm'?)" in result.message
+
+
+# ---- every run-time parameter is applied or refused ---------------------------------------------
+
+# Start-up values a node needs here (no hardware, no fixed port), and valid new values for free
+# strings; every other new value is derived from the parameter's type, range and choices.
+NEEDS = {'actuator': {'backend': 'emulated'}, 'web': {'port': 0},
+         'style_transfer': {'warmup_sizes': []}}
+NEW_STRINGS = {'track': 'waveshare', 'folder': '{tmp}/bags'}
+
+
+def new_value(spec, current, tmp):
+    if spec.name in NEW_STRINGS:
+        return NEW_STRINGS[spec.name].format(tmp=tmp)
+    if spec.choices:
+        return next(c for c in spec.choices if c != current)
+    if isinstance(current, bool):
+        return not current
+    if isinstance(current, int):  # a few steps away (a layout's default is often current + 1)
+        return next(v for v in (current + 3, current + 1, current - 1)
+                    if (spec.min is None or v >= spec.min) and (spec.max is None or v <= spec.max))
+    if isinstance(current, float):
+        top = spec.max if spec.max is not None else current * 2 + 1.0
+        return current + (top - current) / 2 if top > current else (current + spec.min) / 2
+    if isinstance(current, str):
+        return current + '2' if current else 'x'
+    return None  # lists: none is run-time settable today
+
+
+def read_per_use(module, cls) -> set:
+    """Parameter names the node class reads as ``self.params.NAME`` (or through an alias of
+    ``self.params``) outside ``__init__`` and validation: read where they are used, so a change
+    applies by itself."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(cls))
+    names = set()
+    for function in ast.walk(tree):
+        if not isinstance(function, ast.FunctionDef) or function.name in ('__init__',
+                                                                        '_check_param'):
+            continue
+        aliases = set()
+        for node in ast.walk(function):
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Attribute) and \
+                    node.value.attr == 'params':
+                aliases |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+        for node in ast.walk(function):
+            if not isinstance(node, ast.Attribute):
+                continue
+            owner = node.value
+            if (isinstance(owner, ast.Attribute) and owner.attr == 'params') or (
+                    isinstance(owner, ast.Name) and owner.id in aliases):
+                names.add(node.attr)
+    return names
+
+
+def fingerprint(value, skip, seen, depth=0):
+    """What a node holds, deeply (its own objects, and which ones: a rebuilt object is a change),
+    leaving out rclpy's internals."""
+    import collections
+
+    import numpy as np
+    from rclpy.timer import Timer
+
+    if isinstance(value, (bool, int, float, str, bytes, type(None))):
+        return value
+    if isinstance(value, np.ndarray):  # derived data (buffers may be uninitialised)
+        return ('array', value.shape, str(value.dtype))
+    if id(value) in seen or depth > 8:
+        return '...'
+    seen.add(id(value))
+    if isinstance(value, Timer):
+        return ('timer', value.timer_period_ns)
+    if isinstance(value, (list, tuple, set, frozenset, collections.deque)):
+        return tuple(fingerprint(v, (), seen, depth + 1) for v in list(value)[:100])
+    if isinstance(value, dict):
+        return tuple((str(k), fingerprint(v, (), seen, depth + 1))
+                     for k, v in list(value.items())[:200])
+    if type(value).__module__.startswith(('donkey_ros', 'types')) and hasattr(value, '__dict__'):
+        return (type(value).__name__, id(value), tuple(
+            (k, fingerprint(v, (), seen, depth + 1)) for k, v in sorted(vars(value).items())
+            if k not in skip))
+    if hasattr(value, '__dataclass_fields__'):
+        return fingerprint(dict(vars(value)), (), seen, depth)
+    return type(value).__name__
+
+
+def test_every_run_time_parameter_is_applied_or_refused(tmp_path):
+    """For every node and every parameter that is not read_only: a valid new value set at run time
+    is refused, or it changes what the node holds, or the node reads it where it uses it."""
+    import inspect
+
+    context = Context()
+    rclpy.init(context=context)
+    bare = Node('bare', context=context, start_parameter_services=False)
+    rclpy_attributes = set(vars(bare)) | {'params', '_staged', '_staged_sim', '_staged_runner'}
+    ignored = []
+    try:
+        for script, module in sorted(node_modules().items()):
+            settable = [s for s in module.PARAMS if not s.read_only]
+            if not settable:
+                continue
+            cls = next(c for _, c in inspect.getmembers(module, inspect.isclass)
+                       if issubclass(c, Node) and getattr(c, 'NODE_NAME', '') == module.NODE_NAME)
+            per_use = read_per_use(module, cls)
+            overrides = [Parameter(k, value=v) for k, v in NEEDS.get(script, {}).items()]
+            if script == 'recorder':
+                overrides.append(Parameter('folder', value=str(tmp_path / 'rec')))
+            node = cls(context=context, namespace=f'/audit{os.getpid()}',
+                       parameter_overrides=overrides)
+            try:
+                for spec in settable:
+                    current = node.get_parameter(spec.name).value
+                    value = new_value(spec, current, tmp_path)
+                    if value is None:
+                        continue
+                    before = fingerprint(node, rclpy_attributes, set())
+                    result = node.set_parameters([Parameter(spec.name, value=value)])[0]
+                    if not result.successful or spec.name in per_use:
+                        continue
+                    if fingerprint(node, rclpy_attributes, set()) == before:
+                        ignored.append(f'{script}.{spec.name} = {value!r}')
+            finally:
+                if hasattr(node, 'on_shutdown'):
+                    node.on_shutdown()
+                node.destroy_node()
+    finally:
+        bare.destroy_node()
+        rclpy.shutdown(context=context)
+    assert not ignored, 'accepted but not applied: ' + ', '.join(ignored)
