@@ -442,3 +442,18 @@ def test_every_run_time_parameter_is_applied_or_refused(tmp_path):
         bare.destroy_node()
         rclpy.shutdown(context=context)
     assert not ignored, 'accepted but not applied: ' + ', '.join(ignored)
+
+
+@pytest.mark.parametrize('tool', ['calibrate', 'import-config'])
+def test_tools_given_a_broken_parameter_file_say_so_in_one_line(tool, tmp_path):
+    broken = tmp_path / 'car.yaml'
+    broken.write_bytes(b'\xff\xfe\x00garbage' if tool == 'calibrate' else b'/**/actuator: [\n')
+    myconfig = tmp_path / 'myconfig.py'
+    myconfig.write_text('STEERING_LEFT_PWM = 460\nSTEERING_RIGHT_PWM = 290\n')
+    args = {'calibrate': ['--config', str(broken), '--backend', 'emulated'],
+            'import-config': [str(myconfig), '-o', str(broken)]}[tool]
+    result = subprocess.run([sys.executable, '-m', 'donkey_ros.cli', tool, *args],
+                            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert 'Traceback' not in result.stderr, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(broken) in lines[0], result.stderr

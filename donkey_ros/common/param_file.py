@@ -203,7 +203,12 @@ def update_text(text: str, updates: dict[str, dict[str, Any]],
             (flow style ``{...}``); the message says so.
     """
     comments = comments or {}
-    before = yaml.safe_load(text) if text.strip() else {}
+    try:
+        before = yaml.safe_load(text) if text.strip() else {}
+    except yaml.YAMLError as error:
+        where = getattr(error, 'problem_mark', None)
+        raise ParamFileError('not a ROS 2 parameter file (not valid YAML'
+                             + (f' at line {where.line + 1}' if where else '') + ')') from None
     if before is None:
         before = {}
     if not isinstance(before, dict):

@@ -366,7 +366,10 @@ def import_config(path: str | Path, output: str | Path, base: Any = True,
     updates = {tables[section][0]: values for section, values in imported.params.items()}
     comments = {(tables[section][0], name): f'DonkeyCar {origin}'
                 for (section, name), origin in imported.origins.items()}
-    new_text, changes = update_text(text, updates, comments)
+    try:
+        new_text, changes = update_text(text, updates, comments)
+    except ParamFileError as error:
+        raise ParamFileError(f'{output}: {error}') from None
     backup = write_atomically(output, new_text) if new_text != text else None
     return imported, changes, backup
 
