@@ -16,7 +16,6 @@ import ast
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 
 from donkey_ros.common.errors import DonkeyRosError
 from donkey_ros.resources import console_scripts, node_modules, share_dir
@@ -77,32 +76,39 @@ def package_nodes(scripts: dict[str, str]) -> dict[str, set[str]]:
 
 def check_param_file(path: Path, nodes: dict[str, set[str]]) -> list[str]:
     """Problems in a ROS 2 parameter file: unknown node names, undeclared parameters."""
+    from donkey_ros.common.param_file import ParamFileError, read_param_file, sections
+
     try:
-        content = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as error:
-        return [f'{path.name}: cannot read: {error}']
-    if not isinstance(content, dict):
-        return [f'{path.name}: not a ROS 2 parameter file (top level must be a mapping)']
+        content = read_param_file(path)
+    except ParamFileError as error:
+        return [f'{path.name}: {error}']
     problems = []
-    for key, section in content.items():
-        node = str(key).rsplit('/', 1)[-1]
-        if node == '**':
+    for key, parameters in sections(content):
+        node = key.rsplit('/', 1)[-1]
+        if node in ('**', '*'):
             continue
-        if not str(key).startswith('/'):
+        if not key.startswith('/'):
             problems.append(f"{path.name}: '{key}' applies only outside namespaces; "
                             f"write '/**/{key}' so it applies in any namespace")
         if node not in nodes:
             problems.append(f"{path.name}: '{key}' is not a node of this package "
                             f"(nodes: {', '.join(sorted(nodes))})")
             continue
-        parameters = (section or {}).get('ros__parameters')
-        if not isinstance(parameters, dict):
-            problems.append(f"{path.name}: '{key}' has no ros__parameters mapping")
-            continue
         for param in parameters:
-            if param not in nodes[node]:
-                problems.append(f"{path.name}: node '{node}' does not declare parameter '{param}'")
+            if param not in nodes[node] and param != 'use_sim_time':
+                problems.append(f"{path.name}: node '{node}' does not declare parameter '{param}'"
+                                + _did_you_mean(param, nodes[node]))
+    for key, section in content.items():
+        if not any(k == key or k.startswith(f'{key}/') for k, _ in sections({key: section})):
+            problems.append(f"{path.name}: '{key}' has no ros__parameters mapping")
     return problems
+
+
+def _did_you_mean(name: str, names: set[str]) -> str:
+    from donkey_ros.common.params import closest
+
+    guess = closest(name, names)
+    return f" (did you mean '{guess}'?)" if guess else ''
 
 
 def check_launch_file(path: str | Path, share: Path | None = None,

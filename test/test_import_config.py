@@ -284,7 +284,7 @@ def test_command_line(car, tmp_path):
 
 
 def test_parameter_file_update_keeps_layout_and_refuses_what_it_cannot_edit():
-    from donkey_ros.donkeycar.param_file import ParamFileError, update_text
+    from donkey_ros.common.param_file import ParamFileError, update_text
 
     text = ('# my car\n/**/camera:\n  ros__parameters:\n    width: 160   # px\n'
             '    device: "0"\n\nrecorder:\n  ros__parameters:\n    folder: data\n')

@@ -44,6 +44,22 @@ def test_sim_publishes_images_of_the_declared_size_and_rate(graph, width, height
     assert all(b > a for a, b in zip(stamps, stamps[1:]))
 
 
+def test_image_size_set_at_run_time_is_what_is_published(graph):
+    sim = graph.add(SimNode)
+    ns = graph.namespace
+    images = graph.collect(Image, f'{ns}/camera/image_raw', qos.IMAGE_RELIABLE)
+    infos = graph.collect(CameraInfo, f'{ns}/camera/camera_info', qos.SENSOR)
+    assert graph.wait_for(lambda: images and infos)
+    result = sim.set_parameters_atomically(params(width=320, height=240))
+    assert result.successful
+    images.clear()
+    infos.clear()
+    assert graph.wait_for(lambda: len(images) >= 2 and infos, 10)
+    assert (images[-1].width, images[-1].height) == (320, 240)
+    assert image_to_array(images[-1]).shape == (240, 320, 3)
+    assert (infos[-1].width, infos[-1].height) == (320, 240)
+
+
 def test_sim_car_obeys_cmd_and_stops_when_cmd_stops(graph):
     graph.add(SimNode, parameter_overrides=params(rate=50.0, cmd_timeout=0.3))
     ns = graph.namespace

@@ -78,6 +78,9 @@ PARAMS = (
           'answers at.', min=0x03, max=0x77, read_only=True),
 )
 
+MAPPING_KEYS = set(CALIBRATION_KEYS) | {'units', 'ticks_frequency', 'steering_inverted',
+                                        'throttle_inverted', 'max_forward', 'max_reverse'}
+
 
 def calibration_from(values: dict) -> Calibration:
     """The calibration the parameter values describe (raises ConfigError)."""
@@ -105,7 +108,8 @@ class ActuatorNode(Node):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(NODE_NAME, **kwargs)
-        self.params = declare_parameters(self, PARAMS, on_change=self._on_param)
+        self.params = declare_parameters(self, PARAMS, on_change=self._on_param,
+                                         check=self._check_param)
         p = self.params
         self._finished = True  # until the board is open and the controller exists
         values = vars(p)
@@ -141,11 +145,14 @@ class ActuatorNode(Node):
             f'{cal.throttle_forward_us:.0f} / stopped {cal.throttle_stopped_us:.0f} / reverse '
             f'{cal.throttle_reverse_us:.0f} us; timeout {p.timeout} s')
 
+    def _check_param(self, proposed, changed) -> None:
+        """The batch's calibration must give a valid mapping (ConfigError refuses the batch)."""
+        if MAPPING_KEYS & set(changed):
+            mapping_from(vars(proposed), 1e6 / self.output.frequency_hz)
+
     def _on_param(self, name, value) -> None:
-        values = dict(vars(self.params))
-        values[name.replace('.', '_')] = value
-        if name in CALIBRATION_KEYS + ('units', 'ticks_frequency', 'steering_inverted',
-                                       'throttle_inverted', 'max_forward', 'max_reverse'):
+        values = vars(self.params)  # the whole accepted batch is in already
+        if name in MAPPING_KEYS:
             self.controller.mapping = mapping_from(values, 1e6 / self.output.frequency_hz)
             self.get_logger().info(f'{name} = {value}: mapping updated')
             self._run(lambda: self.controller.tick(steady_now()), force=True)

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
-import tempfile
 
 from donkey_ros.actuation.backends import BACKENDS, ActuatorError, open_output
 from donkey_ros.actuation.pwm import MAX_PULSE_US, MIN_PULSE_US, ticks_to_us
 from donkey_ros.common.errors import ConfigError
+from donkey_ros.common.param_file import (ParamFileError, node_params, read_param_file,
+                                          update_text, write_atomically)
 
 NAMES = {'left': 'steering_left_pwm', 'right': 'steering_right_pwm',
          'forward': 'throttle_forward_pwm', 'stopped': 'throttle_stopped_pwm',
@@ -32,34 +32,18 @@ HELP = """commands:
   help            this text                        q          quit (ESC back to stopped)"""
 
 
-class CalibrationFileError(ConfigError):
-    """The parameter file cannot be read or updated."""
-
-
-def _section_pattern() -> re.Pattern:
-    return re.compile(r"""^(['"]?)(/\*\*/|/)?actuator\1\s*:\s*(#.*)?$""")
+CalibrationFileError = ParamFileError  # the parameter file cannot be read or updated
 
 
 def read_actuator_params(path: str) -> dict:
-    """The ``ros__parameters`` of the actuator section of a ROS 2 parameter file ({} if none)."""
-    import yaml
+    """The parameters the actuator node gets from the parameter file ``path`` ({} if none).
 
+    Raises:
+        ParamFileError: the file exists but cannot be read or parsed.
+    """
     if not os.path.exists(path):
         return {}
-    try:
-        with open(path, encoding='utf-8') as stream:
-            document = yaml.safe_load(stream) or {}
-    except UnicodeDecodeError:
-        raise CalibrationFileError(f'{path}: not a text file (not UTF-8); --config takes a '
-                                   'ROS 2 parameter file (YAML)') from None
-    except (OSError, yaml.YAMLError) as error:
-        raise CalibrationFileError(f'cannot read {path}: {" ".join(str(error).split())}') \
-            from None
-    for key in ('actuator', '/**/actuator', '/actuator'):
-        section = document.get(key) if isinstance(document, dict) else None
-        if isinstance(section, dict) and isinstance(section.get('ros__parameters'), dict):
-            return dict(section['ros__parameters'])
-    return {}
+    return dict(node_params(read_param_file(path), 'actuator') or {})
 
 
 def update_actuator_params(path: str, values: dict) -> None:
@@ -68,67 +52,15 @@ def update_actuator_params(path: str, values: dict) -> None:
     Creates the file or the section if missing. The file is replaced atomically and read back.
 
     Raises:
-        CalibrationFileError: the file cannot be parsed or written.
+        ParamFileError: the file cannot be parsed, updated or written.
     """
-    lines = []
+    text = ''
     if os.path.exists(path):
+        read_param_file(path)  # one clear line for a file that is not a parameter file
         with open(path, encoding='utf-8') as stream:
-            lines = stream.read().splitlines()
-    header = next((i for i, line in enumerate(lines) if _section_pattern().match(line)), None)
-    if header is None:
-        if lines and lines[-1].strip():
-            lines.append('')
-        lines += ['/**/actuator:', '  ros__parameters:']
-        header = len(lines) - 2
-    end = next((i for i in range(header + 1, len(lines))
-                if lines[i].strip() and not lines[i].startswith((' ', '\t', '#'))), len(lines))
-    params_line = next((i for i in range(header + 1, end)
-                        if lines[i].strip().startswith('ros__parameters:')), None)
-    if params_line is None:
-        lines.insert(header + 1, '  ros__parameters:')
-        params_line, end = header + 1, end + 1
-    outer = len(lines[params_line]) - len(lines[params_line].lstrip())
-    indent = ' ' * (outer + 2)
-    for i in range(params_line + 1, end):
-        stripped = lines[i].strip()
-        if stripped and not stripped.startswith('#'):
-            indent = lines[i][:len(lines[i]) - len(lines[i].lstrip())]
-            break
-    for key, value in values.items():
-        text = _yaml_scalar(value)
-        pattern = re.compile(rf'^(\s+){re.escape(key)}\s*:\s*([^#]*?)(\s*#.*)?$')
-        for i in range(params_line + 1, end):
-            match = pattern.match(lines[i])
-            if match and len(match.group(1)) == len(indent):
-                lines[i] = f'{match.group(1)}{key}: {text}{match.group(3) or ""}'
-                break
-        else:
-            lines.insert(params_line + 1, f'{indent}{key}: {text}')
-            end += 1
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    with tempfile.NamedTemporaryFile('w', dir=directory, delete=False, suffix='.tmp',
-                                     encoding='utf-8') as stream:
-        stream.write('\n'.join(lines) + '\n')
-        temporary = stream.name
-    try:
-        written = read_actuator_params(temporary)
-        for key, value in values.items():
-            if written.get(key) != value:
-                raise CalibrationFileError(f'could not set {key} in {path} (got '
-                                           f'{written.get(key)!r}); edit it by hand')
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-
-
-def _yaml_scalar(value) -> str:
-    if isinstance(value, bool):
-        return 'true' if value else 'false'
-    if isinstance(value, str):
-        return repr(value)
-    return str(value)
+            text = stream.read()
+    new_text, _ = update_text(text, {'actuator': values})
+    write_atomically(path, new_text, backup=False)
 
 
 def import_donkeycar(path: str) -> dict:

@@ -6,6 +6,7 @@ from typing import Callable
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
 from donkey_ros.common.clock import create_steady_timer
+from donkey_ros.common.params import unknown_parameters
 
 OK = DiagnosticStatus.OK
 WARN = DiagnosticStatus.WARN
@@ -35,6 +36,10 @@ class DiagnosticsPublisher:
             level, message, values = self._report()
         except Exception as error:  # reporting must never take the node down
             level, message, values = ERROR, f'diagnostics failed: {error}', {}
+        unknown = unknown_parameters(self._node)
+        if unknown:  # given at start and ignored: not fine until the node restarts without them
+            level = max(level, WARN)
+            message = '; '.join([message] + unknown)
         status = DiagnosticStatus(
             level=level, name=self._node.get_fully_qualified_name(), message=message,
             hardware_id=self._hardware_id,

@@ -12,8 +12,10 @@ import threading
 from typing import Callable, Sequence
 
 import rclpy
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, \
     SingleThreadedExecutor
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.signals import SignalHandlerOptions
 
 from donkey_ros.common.errors import DonkeyRosError
@@ -35,6 +37,31 @@ class Shutdown:
     @property
     def requested(self) -> bool:
         return self.event.is_set()
+
+
+def ros_args_problem(args: Sequence[str], error: Exception) -> str:
+    """One line saying which ``--params-file`` or ``-p`` rule rcl refused, and why."""
+    from donkey_ros.common.param_file import ParamFileError, read_param_file
+
+    args = list(args)
+    for flag, value in zip(args, args[1:] + ['']):
+        if flag == '--params-file':
+            if not value:
+                return '--params-file needs a file name'
+            try:
+                read_param_file(value)
+            except ParamFileError as problem:
+                return str(problem)
+        elif flag in ('-p', '--param'):
+            name, sep, text = value.partition(':=')
+            if not sep or not name.rsplit(':', 1)[-1]:
+                return f"'{flag} {value}' is not a parameter rule (write {flag} NAME:=VALUE)"
+            if not text:
+                return (f"parameter '{name}' has no value in '{flag} {value}' (write "
+                        f"{flag} {name}:=VALUE; an empty string is {flag} {name}:=\"''\")")
+    # Not one this function knows: rcl's own words, without its source locations.
+    text = str(error).split(', at /')[0]
+    return text.replace('failed to initialize rcl: ', '')
 
 
 def call_shutdown_hooks(nodes) -> None:
@@ -59,8 +86,12 @@ def run_nodes(factories: Sequence[Callable[..., object]], args: list[str] | None
         threads: executor threads (1 = single-threaded executor).
         tick: called from the main thread about every ``tick_period`` s; return True to stop.
     """
-    rclpy.init(args=args if args is not None else sys.argv,
-               signal_handler_options=SignalHandlerOptions.NO)
+    args = args if args is not None else sys.argv
+    try:
+        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    except _rclpy.RCLError as error:  # a bad --params-file or -p rule: rcl refuses the arguments
+        print(f'error: {ros_args_problem(args, error)}', file=sys.stderr)
+        return 2
     shutdown = Shutdown()
     shutdown.install()
     nodes = []
@@ -68,9 +99,11 @@ def run_nodes(factories: Sequence[Callable[..., object]], args: list[str] | None
         try:
             for factory in factories:
                 nodes.append(factory())
-        except DonkeyRosError as error:
+        except (DonkeyRosError, _rclpy.RCLError, ParameterException) as error:
             name = getattr(factory, 'NODE_NAME', getattr(factory, '__name__', 'donkey_ros'))
-            rclpy.logging.get_logger(name).error(str(error))
+            text = str(error) if isinstance(error, DonkeyRosError) else ros_args_problem(
+                args, error)
+            rclpy.logging.get_logger(name).error(text)
             return 2
         executor = SingleThreadedExecutor() if threads <= 1 else MultiThreadedExecutor(threads)
         for node in nodes:

@@ -40,7 +40,7 @@ class MuxNode(Node):
                                  lambda msg: self._on_command('pilot', msg), qos.COMMAND)
         self.create_subscription(String, 'drive_mode/set', self._on_mode_request, 10)
         self.create_service(SetBool, 'estop', self._on_estop)
-        create_steady_timer(self, 1.0 / self.params.rate, self._publish)
+        self.timer = create_steady_timer(self, 1.0 / self.params.rate, self._publish)
         self.rejected = 0
         self.last_reason = 'ok'
         self.diagnostics = DiagnosticsPublisher(self, self._report)
@@ -53,6 +53,9 @@ class MuxNode(Node):
             self._publish_mode()
         elif name == 'timeout':
             self.mux.timeout = value
+        elif name == 'rate':
+            self.destroy_timer(self.timer)
+            self.timer = create_steady_timer(self, 1.0 / value, self._publish)
 
     def _publish_mode(self) -> None:
         self.mode_pub.publish(String(data=self.mux.mode))

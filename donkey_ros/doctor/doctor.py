@@ -73,7 +73,8 @@ def load_car_config(path: str | None) -> CarConfig:
     Raises:
         ParamFileError: the file is missing or not YAML.
     """
-    from donkey_ros.donkeycar.param_file import node_params, read_param_file
+    from donkey_ros.common.param_file import node_params, read_param_file
+    from donkey_ros.common.params import closest
 
     document = read_param_file(path) if path else {}
     config = CarConfig(path=path or '')
@@ -91,7 +92,9 @@ def load_car_config(path: str | None) -> CarConfig:
             spec = specs.get(name)
             if spec is None:
                 if specs:
-                    config.unknown.append(f'{node}.{name}')
+                    guess = closest(name, specs)
+                    config.unknown.append(f'{node}.{name}' + (
+                        f" (did you mean '{guess}'?)" if guess else ''))
                 values[name] = value
                 continue
             try:

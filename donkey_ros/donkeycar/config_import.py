@@ -38,7 +38,7 @@ from typing import Any
 
 from donkey_ros.common.errors import ConfigError
 from donkey_ros.donkeycar.config import DonkeyCarConfig, read_config
-from donkey_ros.donkeycar.param_file import (Change, ParamFileError, scalar, update_text,
+from donkey_ros.common.param_file import (Change, ParamFileError, scalar, update_text,
                                                write_atomically)
 
 NODE_MODULES = {

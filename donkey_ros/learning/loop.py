@@ -41,18 +41,14 @@ START_NS = 1_700_000_000_000_000_000
 def sim_settings(**overrides) -> SimpleNamespace:
     """The sim node's parameter values: SIM_PARAMS defaults, then ``config/sim.yaml``, then
     ``overrides`` - so the loop's simulator is the one ``donkey-ros drive`` runs."""
-    import yaml
-
+    from donkey_ros.common.param_file import node_params, read_param_file
     from donkey_ros.resources import config_file
     from donkey_ros.sim.factory import SIM_PARAMS
 
     values = {p.name: p.default for p in SIM_PARAMS}
-    path = config_file('sim.yaml')
-    try:
-        configured = yaml.safe_load(path.read_text())['sim']['ros__parameters']
-        values.update({k: v for k, v in configured.items() if k in values})
-    except (OSError, KeyError, TypeError, yaml.YAMLError):
-        pass  # no config file: parameter defaults
+    # The sim node's section as rcl gives it to the node (ParamFileError: the file is unreadable).
+    configured = node_params(read_param_file(config_file('sim.yaml')), 'sim') or {}
+    values.update({k: v for k, v in configured.items() if k in values})
     unknown = set(overrides) - set(values)
     if unknown:
         raise ConfigError(f"unknown simulator setting(s): {', '.join(sorted(unknown))}")

@@ -10,7 +10,9 @@ Frames that were replaced by a newer one before the worker took them are counted
 (gaps in the publisher's sequence numbers).
 
 The model (``model_path``) can be swapped at run time by setting the parameter or calling
-``~/reload`` (std_srvs/Trigger, re-reads the file). A missing, corrupt or mismatched model, or a
+``~/reload`` (std_srvs/Trigger, re-reads the file). A parameter change is loaded while it is
+validated: a model that cannot be used refuses the change (its reason is the set's reason) and
+the working model keeps driving. A missing, corrupt or mismatched model, or a
 frame of the wrong size, is logged as one line and the pilot publishes nothing: the mux then
 times the pilot out and sends neutral. TensorFlow is never imported here.
 """
@@ -44,7 +46,8 @@ DEFAULT_MODEL = Path(__file__).resolve().parent.parent / 'models' / 'default_pil
 NODE_NAME = 'pilot'
 PARAMS = (
     Param('model_path', '', 'The .tflite model to drive with (empty = the shipped default model '
-          'donkey_ros/models/default_pilot.tflite). Setting it at run time swaps the model.'),
+          'donkey_ros/models/default_pilot.tflite). Setting it at run time swaps the model, or '
+          'is refused (with the reason) if the model cannot be used.'),
     Param('threads', 1, 'LiteRT interpreter threads.', min=1, max=8),
     Param('throttle_mode', 'model', "Throttle from the model ('model') or a fixed value "
           "('constant').", choices=('model', 'constant')),
@@ -95,7 +98,9 @@ class PilotNode(Node):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(NODE_NAME, **kwargs)
-        self.params = declare_parameters(self, PARAMS, on_change=self._on_param)
+        self._staged_runner = None
+        self.params = declare_parameters(self, PARAMS, on_change=self._on_param,
+                                         check=self._check_param)
         self.runner: ModelRunner | None = None
         self.model_error = ''
         self.frame_error = ''
@@ -143,11 +148,20 @@ class PilotNode(Node):
         self.get_logger().info(f'model {runner.describe()}')
         return True
 
+    def _check_param(self, proposed, changed) -> None:
+        """Validation of a parameter batch: a batch that changes the model loads it here, so a
+        model that cannot be used refuses the batch and the working one keeps driving."""
+        self._staged_runner = None
+        if RELOAD_PARAMS & set(changed):
+            self._staged_runner = load_runner(proposed)  # ModelError refuses the batch
+
     def _on_param(self, name, value) -> None:
-        if name in RELOAD_PARAMS:
-            # self.params gets the new value only after this returns: load with it applied.
-            wanted = type(self.params)(**{**vars(self.params), name.replace('.', '_'): value})
-            self._load(wanted)
+        runner, self._staged_runner = getattr(self, '_staged_runner', None), None
+        if name in RELOAD_PARAMS and runner is not None:
+            self.runner = runner
+            self.model_error = ''
+            self.frame_error = ''
+            self.get_logger().info(f'model {runner.describe()}')
 
     def _on_reload(self, request, response):
         response.success = self._load(self.params)

@@ -35,22 +35,35 @@ PARAMS = (
 )
 
 
+def controller_from(p) -> PurePursuit:
+    """The pure-pursuit driver for the parameter values ``p`` (raises TrackError)."""
+    return PurePursuit(
+        load_track(p.track), lookahead=p.lookahead, target_speed=p.speed,
+        max_steer_deg=p.max_steer_deg, wheelbase=p.wheelbase,
+        weave_amplitude=p.weave_amplitude, weave_period=p.weave_period, seed=p.seed)
+
+
 class ExpertNode(Node):
     NODE_NAME = NODE_NAME
 
     def __init__(self, **kwargs) -> None:
         super().__init__(NODE_NAME, **kwargs)
-        self.params = declare_parameters(self, PARAMS)
-        p = self.params
-        self.controller = PurePursuit(
-            load_track(p.track), lookahead=p.lookahead, target_speed=p.speed,
-            max_steer_deg=p.max_steer_deg, wheelbase=p.wheelbase,
-            weave_amplitude=p.weave_amplitude, weave_period=p.weave_period, seed=p.seed)
+        self._staged = None
+        self.params = declare_parameters(self, PARAMS, on_change=self._on_param,
+                                         check=self._check_param)
+        self.controller = controller_from(self.params)
         self.last = DriveCommand()
         self.odom_count = 0
         self.cmd_pub = self.create_publisher(TwistStamped, 'user/cmd', qos.COMMAND)
         self.create_subscription(Odometry, 'sim/odom', self._on_odom, qos.SENSOR)
         self.diagnostics = DiagnosticsPublisher(self, self._report)
+
+    def _check_param(self, proposed, changed) -> None:
+        self._staged = controller_from(proposed)  # a track that cannot be read refuses the batch
+
+    def _on_param(self, name, value) -> None:
+        if self._staged is not None:  # every parameter shapes the controller: one swap per batch
+            self.controller, self._staged = self._staged, None
 
     def _on_odom(self, odom: Odometry) -> None:
         pose = odom.pose.pose

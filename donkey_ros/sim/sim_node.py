@@ -3,6 +3,9 @@
 Publishes `camera/image_raw` (+ `camera/camera_info`) at `rate`, and ground truth: `sim/odom`,
 `sim/status` (on-track, cross-track error, laps...), `sim/track` (markers for rviz, latched).
 Serves `sim/reset`. Commands older than `cmd_timeout` count as neutral, like the real actuator.
+Every parameter can be set at run time: a simulator parameter (track, camera, lighting, car...)
+rebuilds the simulator (built while the change is validated, so a bad track refuses it) and puts
+the car back on the start line; `rate` restarts the frame timer.
 """
 from __future__ import annotations
 
@@ -37,6 +40,7 @@ PARAMS = SIM_PARAMS + (
     Param('frame_id', 'camera', 'frame_id of the published images.'),
     Param('odom_frame_id', 'odom', 'frame_id of sim/odom and sim/track.'),
 )
+SIM_NAMES = {spec.name for spec in SIM_PARAMS}
 
 
 class SimNode(Node):
@@ -44,7 +48,9 @@ class SimNode(Node):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(NODE_NAME, **kwargs)
-        self.params = declare_parameters(self, PARAMS)
+        self._staged_sim = None
+        self.params = declare_parameters(self, PARAMS, on_change=self._on_param,
+                                         check=self._check_param)
         self.sim = simulator_from_params(self.params)
         self.command = NEUTRAL
         self.command_time = -math.inf
@@ -63,12 +69,31 @@ class SimNode(Node):
         self.create_subscription(TwistStamped, 'cmd', self._on_cmd, qos.COMMAND)
         self.create_service(Trigger, 'sim/reset', self._on_reset)
         self.period = 1.0 / self.params.rate
-        create_steady_timer(self, self.period, self._tick)
+        self.timer = create_steady_timer(self, self.period, self._tick)
         self.diagnostics = DiagnosticsPublisher(self, self._report)
         self.track_pub.publish(self._track_markers())
         self.get_logger().info(
             f"track '{self.sim.track.name}' ({self.sim.track.length:.1f} m), camera "
             f'{self.params.width}x{self.params.height} at {self.params.rate:g} Hz')
+
+    def _check_param(self, proposed, changed) -> None:
+        self._staged_sim = None
+        if SIM_NAMES & set(changed):
+            self._staged_sim = simulator_from_params(proposed)  # ConfigError refuses the batch
+
+    def _on_param(self, name, value) -> None:
+        if name in SIM_NAMES and self._staged_sim is not None:
+            self.sim, self._staged_sim = self._staged_sim, None
+            self.track_pub.publish(self._track_markers())
+            self.get_logger().info(
+                f"simulator rebuilt ({name} = {value!r}): track '{self.sim.track.name}', camera "
+                f'{self.params.width}x{self.params.height}; car on the start line')
+        elif name == 'rate':
+            self.destroy_timer(self.timer)
+            self.period = 1.0 / value
+            self.timer = create_steady_timer(self, self.period, self._tick)
+        elif name == 'odom_frame_id':
+            self.track_pub.publish(self._track_markers())
 
     def _on_cmd(self, msg: TwistStamped) -> None:
         try:

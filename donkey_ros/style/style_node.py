@@ -108,7 +108,8 @@ class StyleTransferNode(Node):
         from donkey_ros_interfaces.srv import ListStyles, Stylize
 
         super().__init__(NODE_NAME, **kwargs)
-        self.params = declare_parameters(self, PARAMS, on_change=self._on_param)
+        self.params = declare_parameters(self, PARAMS, on_change=self._on_param,
+                                         check=self._check_param)
         warmup = [parse_size(text) for text in self.params.warmup_sizes]
         started = time.monotonic()
         self.stylizer = Stylizer(
@@ -153,10 +154,12 @@ class StyleTransferNode(Node):
             raise ConfigError("stream_style 'arbitrary' needs a style picture: put one in "
                               'models_dir and use its name')
 
+    def _check_param(self, proposed, changed) -> None:
+        if 'stream_style' in changed:
+            self._check_stream_style(proposed.stream_style)
+
     def _on_param(self, name: str, value) -> None:
-        if name == 'stream_style':
-            self._check_stream_style(value)
-        elif name == 'stream':
+        if name == 'stream':
             self._set_stream(value)
 
     def _set_stream(self, on: bool) -> None:

@@ -47,7 +47,8 @@ class JoyTeleopNode(Node):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(NODE_NAME, **kwargs)
-        self.params = p = declare_parameters(self, PARAMS, on_change=self._on_param)
+        self.params = p = declare_parameters(self, PARAMS, on_change=self._on_param,
+                                            check=self._check_param)
         self.mapper = self._mapper(vars(p))
         self.controls = CarControls(self)
         self.cmd_pub = self.create_publisher(TwistStamped, 'user/cmd', qos.COMMAND)
@@ -65,9 +66,11 @@ class JoyTeleopNode(Node):
                          values['throttle_scale'], -1.0 if values['throttle_inverted'] else 1.0,
                          values['throttle_scale_step'])
 
+    def _check_param(self, proposed, changed) -> None:
+        self._mapper(vars(proposed))  # a pad or layout that does not exist refuses the batch
+
     def _on_param(self, name, value) -> None:
         values = dict(vars(self.params))
-        values[name] = value
         scale = self.mapper.throttle_scale if name != 'throttle_scale' else value
         self.mapper = self._mapper(values)
         self.mapper.throttle_scale = scale

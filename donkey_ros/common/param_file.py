@@ -1,9 +1,12 @@
-"""ROS 2 parameter files (``node: {ros__parameters: {...}}``): read by node, update in place.
+"""ROS 2 parameter files (``node: {ros__parameters: {...}}``): read, merge, edit in place, write.
 
-A node's section may be keyed ``name``, ``/name`` or ``/**/name`` (any namespace, what this
-project's config files use). ``update_text`` changes or adds single parameters line by line, so
-the comments and layout a person wrote stay as they were; the result is parsed back and must hold
-exactly the values asked for.
+The one module for parameter files: the loop's simulator settings, ``calibrate``, ``doctor``,
+``import-config`` and the launch check read and write them here. Sections are matched to a node
+and merged exactly as rcl and rclpy do it (``node_params``): the key ``/**/sim`` applies to
+``sim`` in any namespace (what this project's config files use), ``sim`` and ``/sim`` only
+outside namespaces, ``/**`` to every node; the later section in the file wins. ``update_text``
+changes or adds single parameters line by line, so the comments and layout a person wrote stay as
+they were; the result is parsed back and must hold exactly the values asked for.
 """
 from __future__ import annotations
 
@@ -35,21 +38,80 @@ class Change:
 
 
 def section_keys(node: str) -> tuple[str, ...]:
+    """The keys a section for ``node`` (in the root or any namespace) is usually written with."""
     return (f'/**/{node}', node, f'/{node}')
 
 
-def node_params(document: dict, node: str) -> dict | None:
-    """The ``ros__parameters`` of ``node`` in a parsed parameter file (None if no section).
+def sections(document: Any) -> list[tuple[str, dict]]:
+    """The ``(node key, parameters)`` sections of a parsed file, in rcl's order.
 
-    Sections that match the node in any namespace are merged, most specific last.
+    As rcl_yaml_param_parser reads a file: mapping keys above ``ros__parameters`` are joined with
+    ``/`` into the node key (``/ns: {sim: ...}`` is ``/ns/sim``), nested parameter mappings are
+    joined with ``.`` (``a: {b: 1}`` is ``a.b``), and a node key met again adds to its first
+    section (order of first appearance).
     """
+    found: dict[str, dict] = {}
+
+    def node_level(mapping: Any, prefix: str) -> None:
+        if not isinstance(mapping, dict):
+            return
+        for key, value in mapping.items():
+            key = str(key)
+            if key == 'ros__parameters':
+                if prefix and isinstance(value, dict):
+                    found.setdefault(prefix, {}).update(_flatten(value))
+                continue
+            node_level(value, key if not prefix else
+                       prefix + ('' if prefix.endswith('/') else '/') + key)
+
+    node_level(document, '')
+    return list(found.items())
+
+
+def _flatten(mapping: dict, prefix: str = '') -> dict:
+    flat = {}
+    for key, value in mapping.items():
+        name = f'{prefix}{key}'
+        if isinstance(value, dict):
+            flat.update(_flatten(value, name + '.'))
+        else:
+            flat[name] = value
+    return flat
+
+
+def key_matches(key: str, fqn: str) -> bool:
+    """Whether a section key applies to the node ``fqn`` (``/ns/name``), exactly as rclpy's
+    node.cpp decides: a key without a leading ``/`` gets one, ``/*`` is one namespace level,
+    ``/**`` any number (none included)."""
+    key = key if key.startswith('/') else '/' + key
+    pattern = key.replace('/*', r'(/\w+)')
+    return re.fullmatch(pattern, fqn) is not None
+
+
+def node_fqn(node: str, namespace: str = '/') -> str:
+    namespace = '/' + namespace.strip('/') if namespace.strip('/') else ''
+    return f'{namespace}/{node}'
+
+
+def node_params(documents: Any, node: str, namespace: str = '/') -> dict | None:
+    """The parameters the node ``node`` in ``namespace`` gets from parsed parameter file(s).
+
+    ``documents``: one parsed file, or a list of them in command-line order. The rule is rcl's
+    and rclpy's: all files go into one table of sections keyed by node key (a key met again, in
+    the same or a later file, adds to and overrides its first section); then every section whose
+    key matches the node (``/**/sim``, ``/**``, ``sim`` = ``/sim``, ``/ns/sim``, ``/*/sim``...)
+    is applied in the table's order, so a later section wins over an earlier one whatever their
+    keys, and a later file's value wins within the same key. None if no section applies.
+    """
+    table: dict[str, dict] = {}
+    for document in documents if isinstance(documents, list) else [documents]:
+        for key, params in sections(document):
+            table.setdefault(key, {}).update(params)
+    fqn = node_fqn(node, namespace)
     found = None
-    if not isinstance(document, dict):
-        return None
-    for key in section_keys(node):
-        section = document.get(key)
-        if isinstance(section, dict) and isinstance(section.get('ros__parameters'), dict):
-            found = {**(found or {}), **section['ros__parameters']}
+    for key, params in table.items():
+        if key_matches(key, fqn):
+            found = {**(found or {}), **params}
     return found
 
 
@@ -64,7 +126,14 @@ def read_param_file(path: str | Path) -> dict:
         document = yaml.safe_load(path.read_text(encoding='utf-8')) or {}
     except FileNotFoundError:
         raise ParamFileError(f'parameter file {path} does not exist') from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+    except yaml.MarkedYAMLError as error:
+        where = f' at line {error.problem_mark.line + 1}' if error.problem_mark else ''
+        raise ParamFileError(f'cannot read parameter file {path}: {error.problem or error.context}'
+                             f'{where}') from None
+    except UnicodeDecodeError:
+        raise ParamFileError(f'{path}: not a text file (not UTF-8); expected a ROS 2 parameter '
+                             'file (YAML)') from None
+    except (OSError, yaml.YAMLError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ParamFileError(f'cannot read parameter file {path}: {first}') from None
     if not isinstance(document, dict):
@@ -105,9 +174,19 @@ def _param_line(indent: str, name: str, value: Any, comment: str, column: int = 
 
 
 def _comment_column(line: str) -> int:
-    """Where the trailing comment of a ``name: value  # ...`` line starts (0 if none)."""
-    match = re.search(r"""^[^#'"]*(?:(['"]).*?\1)?[^#]*?\s(#)""", line)
-    return match.start(2) if match else 0
+    """Where the trailing comment of a ``name: value  # ...`` line starts (0 if none): the first
+    `` #`` whose removal leaves the same YAML value (so a ``#`` inside quotes is no comment)."""
+    try:
+        whole = yaml.safe_load(line.strip())
+    except yaml.YAMLError:
+        return 0
+    for match in re.finditer(r'\s#', line):
+        try:
+            if yaml.safe_load(line[:match.start()].strip()) == whole:
+                return match.start() + 1
+        except yaml.YAMLError:
+            continue
+    return 0
 
 
 def update_text(text: str, updates: dict[str, dict[str, Any]],
@@ -130,10 +209,9 @@ def update_text(text: str, updates: dict[str, dict[str, Any]],
     try:
         before = yaml.safe_load(text) if text.strip() else {}
     except yaml.YAMLError as error:
-        mark = getattr(error, 'problem_mark', None)
-        where = f' at line {mark.line + 1}' if mark is not None else ''
-        raise ParamFileError(f'not valid YAML{where}: {getattr(error, "problem", None) or error}'
-                             ) from None
+        where = getattr(error, 'problem_mark', None)
+        raise ParamFileError('not a ROS 2 parameter file (not valid YAML'
+                             + (f' at line {where.line + 1}' if where else '') + ')') from None
     if before is None:
         before = {}
     if not isinstance(before, dict):
@@ -144,8 +222,9 @@ def update_text(text: str, updates: dict[str, dict[str, Any]],
         if not values:
             continue
         old_values = node_params(before, node) or {}
-        header = next((i for i, line in enumerate(lines) if _section_header(node).match(line)),
-                      None)
+        # The last section for the node is the one whose values win (node_params).
+        header = next((i for i in reversed(range(len(lines)))
+                       if _section_header(node).match(lines[i])), None)
         if header is None:
             if lines and lines[-1].strip():
                 lines.append('')
@@ -176,8 +255,11 @@ def update_text(text: str, updates: dict[str, dict[str, Any]],
             pattern = re.compile(rf"""^\s*(['"]?){re.escape(name)}\1\s*:""")
             at = next((i for i in params if pattern.match(lines[i])
                        and _indent(lines[i]) == len(indent)), None)
-            line = _param_line(indent, name, value, comments.get((node, name), ''),
-                               _comment_column(lines[at]) if at is not None else 0)
+            column = _comment_column(lines[at]) if at is not None else 0
+            # A new comment replaces the line's comment; without one the line keeps its own.
+            comment = comments.get((node, name)) or (
+                lines[at][column + 1:].strip() if column else '')
+            line = _param_line(indent, name, value, comment, column)
             if at is None:
                 lines.insert(end, line)
                 params.append(end)
