@@ -131,8 +131,8 @@ def read_param_file(path: str | Path) -> dict:
         raise ParamFileError(f'cannot read parameter file {path}: {error.problem or error.context}'
                              f'{where}') from None
     except UnicodeDecodeError:
-        raise ParamFileError(f'{path}: not a text file (not UTF-8); expected a ROS 2 parameter '
-                             'file (YAML)') from None
+        raise ParamFileError(f'parameter file {path}: not a text file (not UTF-8); expected a ROS 2 '
+                             'parameter file (YAML)') from None
     except (OSError, yaml.YAMLError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ParamFileError(f'cannot read parameter file {path}: {first}') from None
