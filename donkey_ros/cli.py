@@ -32,7 +32,7 @@ COMMANDS = {
                       "DonkeyCar myconfig.py (PWM calibration, camera...) -> parameter file"),
     'doctor': ('donkey_ros.doctor.doctor',
                'check the car (clock, I2C/PCA9685, camera, model, disk, topics); fixes'),
-    'train': ('donkey_ros.learning.train', 'train a pilot model (.tflite) on recorded bags'),
+    'train': ('donkey_ros.apps.train', 'train a pilot model (.tflite) on recorded bags'),
     'evaluate': ('donkey_ros.learning.evaluate',
                  'steering/throttle error of a model on held-out bags, with a plot'),
     'model-info': ('donkey_ros.learning.model_info',

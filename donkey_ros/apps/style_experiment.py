@@ -82,7 +82,7 @@ def train_command(bags: list[Path], output: Path, seed: int, epochs: int,
 
 
 def train_model(argv: list) -> None:
-    from donkey_ros.learning import train
+    from donkey_ros.apps import train
 
     output = Path(argv[argv.index('-o') + 1])
     print(f'\n$ donkey-ros train {" ".join(shlex.quote(a) for a in argv)}', flush=True)

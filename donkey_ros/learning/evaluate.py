@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from donkey_ros.common.progress import progress_bar
 from donkey_ros.learning.metadata import ModelError
 
 
@@ -57,7 +58,6 @@ def evaluate(model: str | Path, bags, filters: dict | None = None, threads: int 
         DatasetError: a bag cannot be read.
     """
     from donkey_ros.learning.inference import ModelRunner
-    from donkey_ros.learning.train import _progress_bar
     from donkey_ros.recording.dataset import open_dataset
 
     runner = ModelRunner(model, threads=threads)
@@ -65,7 +65,7 @@ def evaluate(model: str | Path, bags, filters: dict | None = None, threads: int 
     names: dict[str, int] = {}
     starts: dict[str, int] = {}
     rows = []
-    bar = _progress_bar('evaluating', 'frames') if progress else None
+    bar = progress_bar('evaluating', 'frames') if progress else None
     try:
         for sample in dataset:
             try:

@@ -19,21 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from donkey_ros.common.litert import interpreter_class
 from donkey_ros.learning.metadata import (ModelError, ModelMetadata, donkeycar_metadata,
                                           read_embedded, read_model_bytes, read_sidecar)
-
-
-def interpreter_class():
-    """LiteRT's Interpreter, or tflite_runtime's where that is what is installed."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        try:
-            from tflite_runtime.interpreter import Interpreter
-        except ImportError:
-            raise ModelError('no TFLite runtime: pip install ai-edge-litert '
-                             '(or tflite-runtime on older Raspberry Pi OS)') from None
-    return Interpreter
 
 
 def make_interpreter(model_bytes: bytes, threads: int = 1, name: str = 'model'):

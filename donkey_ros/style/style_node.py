@@ -19,7 +19,7 @@ from sensor_msgs.msg import Image
 from donkey_ros.common import qos
 from donkey_ros.common.diagnostics import OK, WARN, DiagnosticsPublisher
 from donkey_ros.common.errors import ConfigError, DonkeyRosError
-from donkey_ros.common.image import array_to_image, image_to_array
+from donkey_ros.common.image import array_to_image, image_to_array, parse_size
 from donkey_ros.common.params import Param, declare_parameters
 from donkey_ros.common.runner import node_main
 from donkey_ros.style.errors import StyleError
@@ -58,21 +58,6 @@ PARAMS = (
     Param('stream_height', 0, 'Stream output height, pixels (0 = the camera height, or kept in '
           'proportion to stream_width).', min=0, max=8192),
 )
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'640x480' -> (640, 480).
-
-    Raises:
-        ConfigError: not WIDTHxHEIGHT with positive integers.
-    """
-    try:
-        width, height = (int(v) for v in text.lower().split('x'))
-        if width > 0 and height > 0:
-            return width, height
-    except ValueError:
-        pass
-    raise ConfigError(f"size '{text}' must be WIDTHxHEIGHT, e.g. 640x480")
 
 
 class StyleTransferNode(Node):
