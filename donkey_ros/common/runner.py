@@ -103,6 +103,9 @@ def run_nodes(factories: Sequence[Callable[..., object]], args: list[str] | None
         # Let the last messages (neutral commands) leave before the nodes go.
         for _ in range(3):
             executor.spin_once(timeout_sec=0.01)
+        # Before rclpy shuts down: an executor collected after it prints a traceback at exit
+        # ("Exception ignored in Executor.__del__ ... InvalidHandle").
+        executor.shutdown(timeout_sec=1.0)
         return 0
     finally:
         for node in nodes:
