@@ -24,6 +24,7 @@ from donkey_ros.learning.pipeline import AUGMENTATIONS
 from donkey_ros.learning.train import NORMALIZATIONS, TrainConfig, train
 from donkey_ros.learning.training_data import counts_text
 from donkey_ros.learning.training_data import load_bags as _load_bags
+from donkey_ros.recording.bag_info import add_filter_arguments, filters_from
 
 
 class StyleCopies:
@@ -138,13 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--output', '-o', default='models/pilot.tflite',
                         help='model file to write (.tflite); other files go next to it')
     data = parser.add_argument_group('data selection (the bag dataset reader)')
-    data.add_argument('--modes', default='user',
-                      help="drive modes whose frames are used (comma list, or 'any')")
-    data.add_argument('--min-throttle', type=float, default=None,
-                      help='drop frames whose throttle is below this (e.g. stops)')
-    data.add_argument('--tolerance', type=float, default=0.1,
-                      help='max age (s) of the command paired with a frame')
-    data.add_argument('--namespace', default=None, help='choose one car in multi-car bags')
+    add_filter_arguments(data)
     data.add_argument('--keep-off-track', action='store_true',
                       help='keep frames the simulator marked off the road')
     add_training_options(parser)
@@ -158,9 +153,7 @@ def command_line(argv: list[str], program: str = 'donkey-ros train') -> str:
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     config = config_from_args(args)
-    filters = {'modes': None if args.modes == 'any' else tuple(args.modes.split(',')),
-               'min_throttle': args.min_throttle, 'tolerance': args.tolerance,
-               'namespace': args.namespace}
+    filters = filters_from(args)
     started = time.monotonic()
     frames, metadata, counts = load_bags(args.bags, config, filters,
                                          drop_off_track=not args.keep_off_track)

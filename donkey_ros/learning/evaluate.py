@@ -19,6 +19,7 @@ import numpy as np
 
 from donkey_ros.common.progress import progress_bar
 from donkey_ros.learning.metadata import ModelError
+from donkey_ros.recording.bag_info import add_filter_arguments, filters_from
 
 
 @dataclass
@@ -137,16 +138,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument('bags', nargs='+', help='held-out bag directories, folders, .mcap files')
     parser.add_argument('--plot', default=None,
                         help='PNG to write (default: MODEL_STEM.evaluate.png here)')
-    parser.add_argument('--modes', default='user',
-                        help="drive modes whose frames are used (comma list, or 'any')")
-    parser.add_argument('--tolerance', type=float, default=0.1,
-                        help='max age (s) of the command paired with a frame')
-    parser.add_argument('--namespace', default=None, help='choose one car in multi-car bags')
+    add_filter_arguments(parser)
     parser.add_argument('--threads', type=int, default=1)
     args = parser.parse_args(argv)
-    filters = {'modes': None if args.modes == 'any' else tuple(args.modes.split(',')),
-               'tolerance': args.tolerance, 'namespace': args.namespace}
-    result = evaluate(args.model, args.bags, filters, args.threads)
+    result = evaluate(args.model, args.bags, filters_from(args), args.threads)
     errors = result.errors()
     print(f"{result.model} on {errors['frames']} frames of {len(result.bag_names)} bag(s):")
     print(f"  steering: MAE {errors['steering_mae']:.4f}, RMSE {errors['steering_rmse']:.4f}, "
