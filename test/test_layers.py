@@ -164,3 +164,15 @@ def test_the_checker_sees_an_upward_import(tmp_path):
     assert {'donkey_ros.style.augment', 'donkey_ros.apps'} <= found
     assert find_cycle({'learning': {'style'}, 'style': {'learning'}}) == \
         ['learning', 'style', 'learning']
+
+
+def test_no_module_imports_another_modules_private_names():
+    """A private name (``_progress_bar``) used elsewhere is a helper that belongs in common."""
+    found = []
+    for path in sorted(PACKAGE.rglob('*.py')):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and (node.module or '').startswith('donkey_ros'):
+                found += [f'{module_name(path)}: from {node.module} import {a.name}'
+                          for a in node.names
+                          if a.name.startswith('_') and not a.name.startswith('__')]
+    assert found == []

@@ -97,11 +97,10 @@ def serialize(msg) -> bytes:
 
 
 def offered_qos(topic: str) -> list[dict]:
-    """The QoS the nodes offer on ``topic`` (relative name), in the bag metadata form."""
+    """The QoS the simulator's nodes offer on ``topic`` (relative name; common/qos.py), in the
+    bag metadata form: latched topics transient-local depth 1, the others reliable depth 10."""
     if topic in topics.LATCHED:
         return [qos_profile(durability='transient_local', depth=1)]
-    if topic in (topics.IMAGE, topics.COMPRESSED_IMAGE):
-        return [qos_profile(depth=2)]
     return [qos_profile()]
 
 
