@@ -141,12 +141,13 @@ def record_expert(path: str | Path, track: str = 'oval', laps: int = 5, speed: f
                                 * rng.standard_normal())
             pixels = sim.render()
             stamp = START_NS + int(round(status.time * 1e9))
+            # Frame ids as the nodes send them: cmd base_link, image camera, status odom.
             messages.write(writer, cmd_topic, stamp,
-                           messages.twist_stamped(stamp, steering, throttle, frame_id='camera'))
+                           messages.twist_stamped(stamp, steering, throttle))
             messages.write(writer, image_topic, stamp, messages.image(stamp, pixels))
             if with_status:
-                messages.write(writer, status_topic, stamp, messages.sim_status(
-                    stamp, 'camera', **status.message_fields()))
+                messages.write(writer, status_topic, stamp,
+                               messages.sim_status(stamp, **status.message_fields()))
             frame += 1
             if progress is not None and status.laps and frame % 20 == 0:
                 progress(status.laps)

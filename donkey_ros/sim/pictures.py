@@ -1,4 +1,5 @@
-"""`donkey-ros tracks`: pictures of every shipped track, from above and from the car's camera."""
+"""`donkey-ros tracks`: pictures of every shipped track, from above and from the car's camera; and
+`sim_frame`, a noise-free camera frame of the simulator (a test picture for the style tools)."""
 from __future__ import annotations
 
 import argparse
