@@ -10,8 +10,10 @@ improving; the best weights are kept (``NAME.keras``) and exported. Next to the 
 ``NAME.loss.png`` (loss curves) and ``NAME.report.md`` (data counts, epochs, validation loss,
 steering error of the exported model).
 
-The command line of donkey_ros/learning/train.py; ``--style-augment`` plugs style augmentation
-(donkey_ros/style/augment.py) into training as a frame transform.
+This module is the command line (its options are shared with `donkey-ros loop`). The training
+itself is donkey_ros/learning/train.py, the frames come from learning/training_data.py, and
+``--style-augment`` plugs style augmentation (donkey_ros/style/augment.py) in as a frame
+transform: the learning package knows nothing of styles.
 """
 from __future__ import annotations
 
