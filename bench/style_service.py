@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from donkey_ros.common.image import array_to_image, image_to_array
     from donkey_ros.style.networks import MultiStyleNetwork, builtin_models_dir, onnx_session
-    from donkey_ros.style.pictures import sim_frame
+    from donkey_ros.sim.pictures import sim_frame
     from donkey_ros.style.stylizer import Stylizer
 
     namespace = f'/bench{os.getpid()}'

@@ -52,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     from donkey_ros.learning.pipeline import (DEFAULT_AUGMENTATIONS, PipelineConfig,
                                               collect_frames, make_dataset, split_by_time)
     from donkey_ros.learning.synthetic import lane_samples
-    from donkey_ros.learning.train import TrainConfig, configure_tensorflow, load_bags
+    from donkey_ros.learning.train import TrainConfig, configure_tensorflow
+    from donkey_ros.learning.training_data import load_bags
 
     config = TrainConfig(threads=args.threads, batch_size=args.batch_size)
     results = {}

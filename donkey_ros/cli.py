@@ -12,7 +12,8 @@ from donkey_ros.common.errors import DonkeyRosError
 
 # name: (module, one-line help)
 COMMANDS = {
-    'drive': ('donkey_ros.drive', 'run the car stack on the simulator (default) and report laps'),
+    'drive': ('donkey_ros.apps.drive',
+              'run the car stack on the simulator (default) and report laps'),
     'tracks': ('donkey_ros.sim.pictures', 'write pictures of the shipped tracks and camera views'),
     'params': ('donkey_ros.docs_params', 'print every node\'s parameters as Markdown'),
     'bag': ('donkey_ros.recording.bag_cli',
@@ -31,12 +32,12 @@ COMMANDS = {
                       "DonkeyCar myconfig.py (PWM calibration, camera...) -> parameter file"),
     'doctor': ('donkey_ros.doctor.doctor',
                'check the car (clock, I2C/PCA9685, camera, model, disk, topics); fixes'),
-    'train': ('donkey_ros.learning.train', 'train a pilot model (.tflite) on recorded bags'),
+    'train': ('donkey_ros.apps.train', 'train a pilot model (.tflite) on recorded bags'),
     'evaluate': ('donkey_ros.learning.evaluate',
                  'steering/throttle error of a model on held-out bags, with a plot'),
     'model-info': ('donkey_ros.learning.model_info',
                    "a .tflite model's inputs, outputs, ops, size and metadata"),
-    'loop': ('donkey_ros.learning.loop',
+    'loop': ('donkey_ros.apps.loop',
              'record expert laps in the sim -> train -> drive, measured'),
     'service': ('donkey_ros.service',
                 'start the car on power-up: install, show or remove a systemd unit'),

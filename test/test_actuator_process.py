@@ -13,7 +13,7 @@ import yaml
 from donkey_ros.actuation.calibrate import (import_donkeycar, main as calibrate_main,
                                             read_actuator_params, update_actuator_params)
 from donkey_ros.actuation.emulated_pca9685 import latest, read_log
-from donkey_ros.actuation.failsafe_check import SOURCE
+from donkey_ros.apps.failsafe_check import SOURCE
 from rosgraph import wait_for
 
 STEER, THROTTLE = 1, 0

@@ -179,7 +179,8 @@ def test_dataset_yields_exactly_the_kept_records(big_bag):
 
 
 def test_training_script_accepts_the_bag(big_bag):
-    from donkey_ros.learning.train import TrainConfig, load_bags
+    from donkey_ros.learning.train import TrainConfig
+    from donkey_ros.learning.training_data import load_bags
 
     bag, _ = big_bag
     frames, metadata, counts = load_bags([bag], TrainConfig(), {'modes': ('user',)},

@@ -5,7 +5,7 @@ import pytest
 
 from donkey_ros.recording.dataset import Sample
 from donkey_ros.style.augment import AugmentReport, choose_style, frame_key, stylize_cache
-from donkey_ros.style.pictures import sim_frame
+from donkey_ros.sim.pictures import sim_frame
 from donkey_ros.style.stylizer import StyleError, Stylizer
 
 STYLES = ['style3', 'style13']
@@ -138,7 +138,7 @@ def test_the_training_code_reads_the_augmented_stream(samples, stylizer, tmp_pat
 
 
 def test_train_style_augment_option_adds_cached_copies(tmp_path):
-    from donkey_ros.learning.train import build_parser, config_from_args, load_bags
+    from donkey_ros.apps.train import build_parser, config_from_args, load_bags
     from donkey_ros.recording.synthetic import write_synthetic_bag
 
     bag = write_synthetic_bag(tmp_path / 'bag', frames=30, width=64, height=48).path

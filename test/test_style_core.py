@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from donkey_ros.style.networks import MultiStyleNetwork, load_spec
-from donkey_ros.style.pictures import sim_frame
+from donkey_ros.sim.pictures import sim_frame
 from donkey_ros.style.stylizer import StyleError, Stylizer, read_image, write_image
 
 

@@ -12,7 +12,7 @@ from rclpy.parameter import Parameter
 
 from donkey_ros.common import qos
 from donkey_ros.common.image import array_to_image, image_to_array
-from donkey_ros.style.pictures import sim_frame
+from donkey_ros.sim.pictures import sim_frame
 from donkey_ros.style.stylizer import Stylizer, read_image, write_image
 
 SIZE = (96, 72)

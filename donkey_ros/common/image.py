@@ -106,3 +106,20 @@ def decode_jpeg(data) -> np.ndarray:
     if bgr is None:
         raise ImageError('not a readable JPEG/PNG image')
     return np.ascontiguousarray(bgr[:, :, ::-1])
+
+
+def parse_size(text: str, minimum: int = 1) -> tuple[int, int]:
+    """'640x480' -> (640, 480): the one WIDTHxHEIGHT parser (parameters and command lines).
+
+    Raises:
+        ConfigError: not WIDTHxHEIGHT with integers of at least ``minimum``.
+    """
+    from donkey_ros.common.errors import ConfigError
+
+    try:
+        width, height = (int(v) for v in text.lower().split('x'))
+        if width >= minimum and height >= minimum:
+            return width, height
+    except ValueError:
+        pass
+    raise ConfigError(f"size '{text}' must be WIDTHxHEIGHT, e.g. 640x480")

@@ -75,6 +75,23 @@ def call_shutdown_hooks(nodes) -> None:
                 node.get_logger().error(f'shutdown hook failed: {error}')
 
 
+class NodeFactory:
+    """Makes one node for ``run_nodes``: ``cls`` with these parameter overrides in ``namespace``,
+    kept in ``created[cls.NODE_NAME]`` so the caller's ``tick`` can reach it while it runs."""
+
+    def __init__(self, cls, overrides: Sequence = (), created: dict | None = None,
+                 namespace: str = '') -> None:
+        self.cls, self.overrides, self.created, self.namespace = cls, overrides, created, namespace
+        self.NODE_NAME = cls.NODE_NAME
+
+    def __call__(self):
+        kwargs = {'namespace': self.namespace} if self.namespace else {}
+        node = self.cls(parameter_overrides=list(self.overrides), **kwargs)
+        if self.created is not None:
+            self.created[self.NODE_NAME] = node
+        return node
+
+
 def run_nodes(factories: Sequence[Callable[..., object]], args: list[str] | None = None,
               threads: int = 1, tick: Callable[[], None] | None = None,
               tick_period: float = 0.1) -> int:
@@ -119,6 +136,9 @@ def run_nodes(factories: Sequence[Callable[..., object]], args: list[str] | None
         # Let the last messages (neutral commands) leave before the nodes go.
         for _ in range(3):
             executor.spin_once(timeout_sec=0.01)
+        # Before rclpy shuts down: an executor collected after it prints a traceback at exit
+        # ("Exception ignored in Executor.__del__ ... InvalidHandle").
+        executor.shutdown(timeout_sec=1.0)
         return 0
     finally:
         for node in nodes:

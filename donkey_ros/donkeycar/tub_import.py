@@ -33,16 +33,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from donkey_ros.common import topics
 from donkey_ros.common.command import clamp
 from donkey_ros.common.image import ImageError, decode_jpeg
 from donkey_ros.donkeycar.tub import MODES, STEERING_SIGN, Tub, TubError, TubRecord, find_tubs
 from donkey_ros.recording.errors import BagError
 
-IMAGE_TOPIC = 'camera/image_raw'
-COMPRESSED_TOPIC = 'camera/image_raw/compressed'
-USER_TOPIC = 'user/cmd'
-PILOT_TOPIC = 'pilot/cmd'
-MODE_TOPIC = 'drive_mode'
 IMAGE_CHOICES = ('jpeg', 'raw')
 MIN_GAP_NS = 1_000_000
 """Spacing given to records whose time does not increase (the tub's resolution: 1 ms)."""
@@ -161,58 +157,31 @@ class _Writer:
     """Builds and writes the messages of one record (typestore messages, CDR)."""
 
     def __init__(self, writer, namespace: str, images: str) -> None:
-        from donkey_ros.recording.types import typestore
-        from donkey_ros.recording.writer import qos_profile
+        from donkey_ros.recording import messages
 
-        self.store = typestore()
-        self.msgs = self.store.types
+        self.messages = messages
         self.writer = writer
         self.images = images
-        prefix = '/' + namespace.strip('/') if namespace.strip('/') else ''
-        self.image_topic = f'{prefix}/{COMPRESSED_TOPIC if images == "jpeg" else IMAGE_TOPIC}'
-        self.image_type = ('sensor_msgs/msg/CompressedImage' if images == 'jpeg'
-                           else 'sensor_msgs/msg/Image')
-        self.user_topic = f'{prefix}/{USER_TOPIC}'
-        self.pilot_topic = f'{prefix}/{PILOT_TOPIC}'
-        self.mode_topic = f'{prefix}/{MODE_TOPIC}'
-        writer.add_topic(self.image_topic, self.image_type, [qos_profile(depth=2)])
-        writer.add_topic(self.user_topic, 'geometry_msgs/msg/TwistStamped', [qos_profile()])
-        writer.add_topic(self.mode_topic, 'std_msgs/msg/String',
-                         [qos_profile(durability='transient_local', depth=1)])
-        self._qos = qos_profile
-
-    def header(self, stamp: int, frame_id: str):
-        time_ = self.msgs['builtin_interfaces/msg/Time'](sec=stamp // 10**9, nanosec=stamp % 10**9)
-        return self.msgs['std_msgs/msg/Header'](stamp=time_, frame_id=frame_id)
+        self.namespace = namespace
+        self.image_topic = messages.add_topic(
+            writer, topics.COMPRESSED_IMAGE if images == 'jpeg' else topics.IMAGE, namespace)
+        self.user_topic = messages.add_topic(writer, topics.USER_CMD, namespace)
+        self.pilot_topic = topics.in_namespace(topics.PILOT_CMD, namespace)
+        self.mode_topic = messages.add_topic(writer, topics.DRIVE_MODE, namespace)
 
     def image(self, stamp: int, jpeg: bytes, pixels: np.ndarray) -> None:
-        if self.images == 'jpeg':
-            msg = self.msgs['sensor_msgs/msg/CompressedImage'](
-                header=self.header(stamp, 'camera'), format='rgb8; jpeg compressed bgr8',
-                data=np.frombuffer(jpeg, np.uint8))
-        else:
-            height, width = pixels.shape[:2]
-            msg = self.msgs['sensor_msgs/msg/Image'](
-                header=self.header(stamp, 'camera'), height=height, width=width, encoding='rgb8',
-                is_bigendian=0, step=width * 3, data=np.ascontiguousarray(pixels).reshape(-1))
-        self.writer.write(self.image_topic, stamp,
-                          bytes(self.store.serialize_cdr(msg, self.image_type)))
+        msg = (self.messages.compressed_image(stamp, jpeg) if self.images == 'jpeg'
+               else self.messages.image(stamp, pixels))
+        self.messages.write(self.writer, self.image_topic, stamp, msg)
 
     def command(self, topic: str, stamp: int, steering: float, throttle: float) -> None:
-        if topic not in self.writer.topics:
-            self.writer.add_topic(topic, 'geometry_msgs/msg/TwistStamped', [self._qos()])
-        vector = self.msgs['geometry_msgs/msg/Vector3']
-        msg = self.msgs['geometry_msgs/msg/TwistStamped'](
-            header=self.header(stamp, 'base_link'),
-            twist=self.msgs['geometry_msgs/msg/Twist'](linear=vector(x=throttle, y=0.0, z=0.0),
-                                                       angular=vector(x=0.0, y=0.0, z=steering)))
-        self.writer.write(topic, stamp,
-                          bytes(self.store.serialize_cdr(msg, 'geometry_msgs/msg/TwistStamped')))
+        if topic not in self.writer.topics:  # pilot/cmd, added when a record has one
+            self.messages.add_topic(self.writer, topics.PILOT_CMD, self.namespace)
+        self.messages.write(self.writer, topic, stamp,
+                            self.messages.twist_stamped(stamp, steering, throttle))
 
     def mode(self, stamp: int, mode: str) -> None:
-        msg = self.msgs['std_msgs/msg/String'](data=mode)
-        self.writer.write(self.mode_topic, stamp,
-                          bytes(self.store.serialize_cdr(msg, 'std_msgs/msg/String')))
+        self.messages.write(self.writer, self.mode_topic, stamp, self.messages.string(mode))
 
 
 def convert_command(angle: float, throttle: float) -> tuple[float, float, bool]:

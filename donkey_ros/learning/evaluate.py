@@ -19,7 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from donkey_ros.common.errors import DonkeyRosError
+from donkey_ros.common.progress import progress_bar
 from donkey_ros.learning.metadata import ModelError
+from donkey_ros.recording.bag_info import add_filter_arguments, filters_from
 
 
 class EvaluateError(DonkeyRosError):
@@ -63,7 +65,6 @@ def evaluate(model: str | Path, bags, filters: dict | None = None, threads: int 
         DatasetError: a bag cannot be read.
     """
     from donkey_ros.learning.inference import ModelRunner
-    from donkey_ros.learning.train import _progress_bar
     from donkey_ros.recording.dataset import open_dataset
 
     runner = ModelRunner(model, threads=threads)
@@ -71,7 +72,7 @@ def evaluate(model: str | Path, bags, filters: dict | None = None, threads: int 
     names: dict[str, int] = {}
     starts: dict[str, int] = {}
     rows = []
-    bar = _progress_bar('evaluating', 'frames') if progress else None
+    bar = progress_bar('evaluating', 'frames') if progress else None
     try:
         for sample in dataset:
             try:
@@ -172,17 +173,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument('--plot', default=None,
                         help='picture to write (default: MODEL_STEM.evaluate.png here; a folder: '
                         'that name inside it; no extension: .png added)')
-    parser.add_argument('--modes', default='user',
-                        help="drive modes whose frames are used (comma list, or 'any')")
-    parser.add_argument('--tolerance', type=float, default=0.1,
-                        help='max age (s) of the command paired with a frame')
-    parser.add_argument('--namespace', default=None, help='choose one car in multi-car bags')
+    add_filter_arguments(parser)
     parser.add_argument('--threads', type=int, default=1)
     args = parser.parse_args(argv)
-    filters = {'modes': None if args.modes == 'any' else tuple(args.modes.split(',')),
-               'tolerance': args.tolerance, 'namespace': args.namespace}
     picture = plot_path(args.plot, args.model)   # refused before the work, not after
-    result = evaluate(args.model, args.bags, filters, args.threads)
+    result = evaluate(args.model, args.bags, filters_from(args), args.threads)
     errors = result.errors()
     print(f"{result.model} on {errors['frames']} frames of {len(result.bag_names)} bag(s):")
     print(f"  steering: MAE {errors['steering_mae']:.4f}, RMSE {errors['steering_rmse']:.4f}, "

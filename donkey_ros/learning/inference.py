@@ -20,18 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from donkey_ros.common.litert import interpreter_class
 from donkey_ros.learning.metadata import (ModelError, ModelMetadata, donkeycar_metadata,
                                           read_embedded, read_model_bytes, read_sidecar)
-
-
-def interpreter_class():
-    """LiteRT's Interpreter."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        raise ModelError('no TFLite runtime: ai-edge-litert is not installed (on the car: '
-                         'scripts/pi_install.sh; elsewhere: pip install ai-edge-litert)') from None
-    return Interpreter
 
 
 def make_interpreter(model_bytes: bytes, threads: int = 1, name: str = 'model'):

@@ -1,22 +1,16 @@
-"""`donkey-ros train`: recorded bags -> a ``.tflite`` pilot model, with a loss curve and a report.
+"""Training a pilot: frames in memory -> a Keras model -> an exported ``.tflite`` with metadata.
 
-    donkey-ros train data/bags --output models/mypilot.tflite [--type categorical] [--quantize int8]
-
-Frames are paired with the user's commands by the bag dataset reader (drive mode, exclusions and
-throttle filters apply), cropped/resized exactly as the pilot will, and kept in memory. Validation
-is every 5th 10-second block of each recording. Training stops early when validation loss stops
-improving; the best weights are kept (``NAME.keras``) and exported. Next to the model are written:
-``NAME.json`` (metadata: how the pilot feeds the model, the training summary, this command),
-``NAME.loss.png`` (loss curves) and ``NAME.report.md`` (data counts, epochs, validation loss,
-steering error of the exported model).
+``train(frames, config, output, metadata)`` fits the model (early stopping on validation loss,
+best weights kept as ``NAME.keras``), exports it (``NAME.tflite`` + ``NAME.json``, optionally
+int8), measures the exported model's validation error and writes the loss curves and report
+(donkey_ros/learning/train_report.py). Frames come from donkey_ros/learning/training_data.py;
+the command line is donkey_ros/apps/train.py (`donkey-ros train`).
 """
 from __future__ import annotations
 
-import argparse
 import datetime
 import math
 import os
-import shlex
 import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -26,9 +20,9 @@ import numpy as np
 
 from donkey_ros.common.errors import ConfigError
 from donkey_ros.learning.metadata import ModelMetadata
-from donkey_ros.learning.pipeline import (AUGMENTATIONS, DEFAULT_AUGMENTATIONS, DataError,
-                                          FrameSet, PipelineConfig, collect_frames,
+from donkey_ros.learning.pipeline import (DEFAULT_AUGMENTATIONS, FrameSet, PipelineConfig,
                                           split_by_time)
+from donkey_ros.learning.train_report import plot_history, write_report
 
 NORMALIZATIONS = {'unit': (1.0 / 255.0, 0.0), 'centered': (2.0 / 255.0, -1.0)}
 
@@ -120,74 +114,6 @@ class TrainResult:
     int8_steering_mae: float | None = None
     int8_throttle_mae: float | None = None
     files: list = field(default_factory=list)
-
-
-# --- data --------------------------------------------------------------------------------------
-def load_bags(paths, config: TrainConfig, filters: dict | None = None, progress: bool = True,
-              drop_off_track: bool = True) -> tuple[FrameSet, ModelMetadata, dict]:
-    """Reads bags through the dataset reader into memory; returns (frames, metadata, counts).
-
-    ``filters`` are ``donkey_ros.recording.dataset.open_dataset`` keyword arguments. Frames whose
-    simulator ground truth says the car was off the road are dropped too (``drop_off_track``).
-
-    Raises:
-        DataError: no usable frame.
-        DatasetError: a path is not a readable bag.
-    """
-    from donkey_ros.recording.dataset import open_dataset
-
-    dataset = open_dataset(paths, **(filters or {}))
-    samples = iter(dataset)
-    first = next(samples, None)
-    if first is None:
-        raise DataError(f'no usable frames in {", ".join(map(str, paths))} '
-                        f'({_counts_text(dataset.counts.as_dict())})')
-    height, width = first.image.shape[:2]
-    metadata = config.model_metadata(width, height)
-    off_track = [0]
-
-    def on_road(stream):
-        for sample in stream:
-            if drop_off_track and sample.truth and sample.truth.get('on_track') is False:
-                off_track[0] += 1
-                continue
-            yield sample
-
-    bar = _progress_bar('reading bags', 'frames') if progress else None
-    try:
-        stream = on_road(_chain(first, samples))
-        if config.style_augment:  # stylized copies of some frames, cached (donkey_ros/style)
-            from donkey_ros.style.augment import AugmentReport, stylize_cache
-            styled = AugmentReport()
-            stream = stylize_cache(stream, config.style_augment, config.style_fraction,
-                                   config.style_cache, config.seed, report=styled)
-        frames = collect_frames(stream, metadata, progress=bar.update if bar is not None else None)
-    finally:
-        if bar is not None:
-            bar.close()
-    counts = dataset.counts.as_dict()
-    counts['off_track'] = off_track[0]
-    if config.style_augment:
-        counts['style_copies'] = styled.chosen
-    if not len(frames):
-        raise DataError(f'no usable frames in {", ".join(map(str, paths))} '
-                        f'({_counts_text(counts)})')
-    return frames, metadata, counts
-
-
-def _chain(first, rest):
-    yield first
-    yield from rest
-
-
-def _counts_text(counts: dict) -> str:
-    return ', '.join(f'{k} {v}' for k, v in counts.items() if v)
-
-
-def _progress_bar(description: str, unit: str, total: int | None = None):
-    from tqdm import tqdm
-    return tqdm(total=total, desc=description, unit=f' {unit}', file=sys.stdout,
-                dynamic_ncols=True, mininterval=0.5, disable=None)
 
 
 # --- training ----------------------------------------------------------------------------------
@@ -365,196 +291,3 @@ def tflite_errors(path: Path, frames: FrameSet, indices: np.ndarray) -> tuple[fl
             float(np.mean(np.abs(throttle - frames.throttle[indices]))))
 
 
-def plot_history(history: dict, path: Path, title: str) -> Path:
-    """Loss (and steering MAE) per epoch, train vs validation, as a PNG."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
-    mae = [k for k in history if 'steering_mae' in k and not k.startswith('val_')]
-    figure, axes = plt.subplots(1, 2 if mae else 1, figsize=(10 if mae else 6, 4), squeeze=False)
-    epochs = np.arange(1, len(history.get('loss', [])) + 1)
-    panels = [('loss', 'loss')] + ([(mae[0], 'steering MAE')] if mae else [])
-    for axis, (key, label) in zip(axes[0], panels):
-        axis.plot(epochs, history[key], 'o-', label='train')
-        if f'val_{key}' in history:
-            values = history[f'val_{key}']
-            axis.plot(epochs, values, 'o-', label='validation')
-            best = int(np.nanargmin(history['val_loss']))
-            axis.axvline(best + 1, color='grey', linestyle=':', label=f'best (epoch {best + 1})')
-        axis.set_xlabel('epoch')
-        axis.set_ylabel(label)
-        axis.set_yscale('log')
-        axis.grid(alpha=0.3)
-        axis.legend()
-    figure.suptitle(f'{title}: training history')
-    figure.tight_layout()
-    figure.savefig(path, dpi=90)
-    plt.close(figure)
-    return path
-
-
-def write_report(result: TrainResult, path: Path, summary: dict) -> Path:
-    meta = result.metadata
-    lines = [
-        f'# Training report: {result.model_path.name}', '',
-        f'- command: `{meta.command}`' if meta.command else '- command: (library call)',
-        f'- model: {meta.model_type} {meta.architecture}, input {meta.input_width}x'
-        f'{meta.input_height} ({meta.image_width}x{meta.image_height} frames, crop '
-        f'{meta.crop_top} top / {meta.crop_bottom} bottom), activation {meta.activation}',
-        f'- data: {summary["frames"]} frames, {summary["seconds_of_driving"]} s of driving from '
-        f'{len(summary["recordings"])} recording(s); {result.train_frames} train / '
-        f'{result.val_frames} validation (contiguous time blocks)',
-    ]
-    if summary.get('counts'):
-        lines.append(f'- reader counts: {_counts_text(summary["counts"])}')
-    lines += [
-        f'- epochs: {result.epochs} (best {result.best_epoch}), validation loss '
-        f'{result.val_loss:.5f}',
-        f'- validation steering MAE (exported float32 model): {result.val_steering_mae:.4f}; '
-        f'throttle MAE {result.val_throttle_mae:.4f}',
-    ]
-    if result.int8_path:
-        lines.append(f'- validation steering MAE (int8 model {result.int8_path.name}): '
-                     f'{result.int8_steering_mae:.4f}; throttle MAE '
-                     f'{result.int8_throttle_mae:.4f}')
-    lines += [f'- wall time: {result.seconds:.1f} s', '',
-              f'![loss curves]({result.model_path.with_suffix(".loss.png").name})', '']
-    path.write_text('\n'.join(lines))
-    return path
-
-
-# --- command line ------------------------------------------------------------------------------
-def _size(text: str) -> tuple[int, int]:
-    try:
-        width, height = (int(v) for v in text.lower().split('x'))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must be WIDTHxHEIGHT, got '{text}'") from None
-    return width, height
-
-
-def _pair(text: str) -> tuple[float, float]:
-    try:
-        low, high = (float(v) for v in text.split(','))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"range must be LOW,HIGH, got '{text}'") from None
-    return low, high
-
-
-def _augmentations(text: str) -> tuple:
-    if text in ('none', ''):
-        return ()
-    names = tuple(n.strip() for n in text.split(',') if n.strip())
-    unknown = [n for n in names if n not in AUGMENTATIONS]
-    if unknown:
-        raise argparse.ArgumentTypeError(
-            f"unknown augmentation {', '.join(unknown)} (valid: {', '.join(AUGMENTATIONS)})")
-    return names
-
-
-def add_training_options(parser: argparse.ArgumentParser) -> None:
-    """The options shared by `train` and `loop`."""
-    from donkey_ros.learning.metadata import ACTIVATIONS, ARCHITECTURES, MODEL_TYPES
-    d = TrainConfig()
-    group = parser.add_argument_group('model and training')
-    group.add_argument('--type', dest='model_type', choices=MODEL_TYPES, default=d.model_type,
-                       help='linear: two regression outputs; categorical: binned, softmax')
-    group.add_argument('--arch', dest='architecture', choices=ARCHITECTURES,
-                       default=d.architecture,
-                       help="backbone: 'small' (fast, default) or DonkeyCar's 'donkey'")
-    group.add_argument('--activation', choices=ACTIVATIONS, default=d.activation)
-    group.add_argument('--dropout', type=float, default=d.dropout)
-    group.add_argument('--crop-top', type=int, default=None,
-                       help='rows cut off the top (default: a third of the height)')
-    group.add_argument('--crop-bottom', type=int, default=d.crop_bottom)
-    group.add_argument('--input-size', type=_size, default=None, metavar='WxH',
-                       help='model input after crop (default: half the cropped frame)')
-    group.add_argument('--normalize', choices=tuple(NORMALIZATIONS), default=d.normalize,
-                       help='pixels to [0, 1] (unit) or [-1, 1] (centered)')
-    group.add_argument('--epochs', type=int, default=d.epochs, help='at most this many')
-    group.add_argument('--batch-size', type=int, default=d.batch_size)
-    group.add_argument('--lr', dest='learning_rate', type=float, default=d.learning_rate)
-    group.add_argument('--patience', type=int, default=d.patience,
-                       help='stop after this many epochs without validation improvement')
-    group.add_argument('--val-fraction', type=float, default=d.val_fraction)
-    group.add_argument('--block-seconds', type=float, default=d.block_seconds,
-                       help='length of the contiguous time blocks of the validation split')
-    group.add_argument('--augment', type=_augmentations, default=d.augment,
-                       help=f"comma list of {', '.join(AUGMENTATIONS)}, or 'none' "
-                            f"(default: {','.join(d.augment)})")
-    group.add_argument('--steering-bins', type=int, default=d.steering_bins)
-    group.add_argument('--throttle-bins', type=int, default=d.throttle_bins)
-    group.add_argument('--throttle-range', type=_pair, default=d.throttle_range,
-                       metavar='LOW,HIGH', help='range of the categorical throttle bins')
-    group.add_argument('--quantize', choices=('none', 'int8'), default=d.quantize,
-                       help='int8: also write NAME_int8.tflite (post-training quantization)')
-    group.add_argument('--seed', type=int, default=d.seed)
-    group.add_argument('--style-augment', nargs='+', default=d.style_augment, metavar='STYLE',
-                       help='add stylized copies of some frames, labels unchanged (style names: '
-                            '`donkey-ros stylize --list --local`); computed once and cached')
-    group.add_argument('--style-fraction', type=float, default=d.style_fraction,
-                       help='share of frames that get a stylized copy (default 0.5)')
-    group.add_argument('--style-cache', default=d.style_cache,
-                       help=f'folder of cached stylized frames (default {d.style_cache})')
-    group.add_argument('--threads', type=int, default=d.threads,
-                       help='CPU threads for TensorFlow')
-
-
-def config_from_args(args) -> TrainConfig:
-    fields = TrainConfig.__dataclass_fields__
-    values = {k: v for k, v in vars(args).items() if k in fields and v is not None}
-    return TrainConfig(**values).check()
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog='donkey-ros train', description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('bags', nargs='+', help='bag directories, folders of bags, .mcap files')
-    parser.add_argument('--output', '-o', default='models/pilot.tflite',
-                        help='model file to write (.tflite); other files go next to it')
-    data = parser.add_argument_group('data selection (the bag dataset reader)')
-    data.add_argument('--modes', default='user',
-                      help="drive modes whose frames are used (comma list, or 'any')")
-    data.add_argument('--min-throttle', type=float, default=None,
-                      help='drop frames whose throttle is below this (e.g. stops)')
-    data.add_argument('--tolerance', type=float, default=0.1,
-                      help='max age (s) of the command paired with a frame')
-    data.add_argument('--namespace', default=None, help='choose one car in multi-car bags')
-    data.add_argument('--keep-off-track', action='store_true',
-                      help='keep frames the simulator marked off the road')
-    add_training_options(parser)
-    return parser
-
-
-def command_line(argv: list[str], program: str = 'donkey-ros train') -> str:
-    return ' '.join([program] + [shlex.quote(a) for a in argv])
-
-
-def main(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
-    config = config_from_args(args)
-    filters = {'modes': None if args.modes == 'any' else tuple(args.modes.split(',')),
-               'min_throttle': args.min_throttle, 'tolerance': args.tolerance,
-               'namespace': args.namespace}
-    started = time.monotonic()
-    frames, metadata, counts = load_bags(args.bags, config, filters,
-                                         drop_off_track=not args.keep_off_track)
-    print(f'read {len(frames)} frames in {time.monotonic() - started:.1f} s '
-          f'({_counts_text(counts)})')
-    result = train(frames, config, args.output, metadata, command=command_line(argv),
-                   counts=counts)
-    print_result(result)
-    return 0
-
-
-def print_result(result: TrainResult) -> None:
-    print(f'\nwrote {", ".join(str(p) for p in result.files)}')
-    print(f'validation steering MAE {result.val_steering_mae:.4f} (float32)'
-          + (f', {result.int8_steering_mae:.4f} (int8)' if result.int8_path else ''))
-    print(f'training wall time {result.seconds:.1f} s')
-
-
-if __name__ == '__main__':  # the same as `donkey-ros train`
-    from donkey_ros.cli import main as cli_main
-    sys.exit(cli_main(['train', *sys.argv[1:]]))

@@ -21,15 +21,17 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
+from donkey_ros.common import topics
 from donkey_ros.common.command import clamp
 from donkey_ros.recording.errors import BagError
 
-IMAGE_TOPIC = 'camera/image_raw'
-COMPRESSED_SUFFIX = '/compressed'
-COMMAND_TOPIC = 'user/cmd'
-MODE_TOPIC = 'drive_mode'
-STATUS_TOPIC = 'sim/status'
-ODOM_TOPIC = 'sim/odom'
+IMAGE_TOPIC = topics.IMAGE
+COMPRESSED_SUFFIX = topics.COMPRESSED_SUFFIX
+COMMAND_TOPIC = topics.USER_CMD
+"""The command frames are paired with: what the human did."""
+MODE_TOPIC = topics.DRIVE_MODE
+STATUS_TOPIC = topics.SIM_STATUS
+ODOM_TOPIC = topics.SIM_ODOM
 EXCLUSIONS_FILE = 'exclusions.yaml'
 TRUTH_MAX_AGE_NS = 1_000_000_000
 TRUTH_WINDOW_NS = 50_000_000

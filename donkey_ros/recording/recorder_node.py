@@ -21,7 +21,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 from std_srvs.srv import SetBool
 
-from donkey_ros.common import qos
+from donkey_ros.common import qos, topics
 from donkey_ros.common.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher
 from donkey_ros.common.params import Param, declare_parameters
 from donkey_ros.common.paths import bags_folder
@@ -32,8 +32,7 @@ from donkey_ros.recording.recorder import Recorder, RecorderConfig
 from donkey_ros.recording.writer import COMPRESSIONS, STORAGES, qos_profile
 
 NODE_NAME = 'recorder'
-DEFAULT_TOPICS = ['camera/image_raw', 'user/cmd', 'pilot/cmd', 'cmd', 'drive_mode',
-                  'sim/odom', 'sim/status']
+DEFAULT_TOPICS = list(topics.RECORDED)
 PARAMS = (
     Param('topics', DEFAULT_TOPICS, 'Topics to record (relative names); recorded from when '
           'they first have a publisher.', read_only=True),

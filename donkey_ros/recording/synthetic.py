@@ -13,9 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
+from donkey_ros.common import topics
 from donkey_ros.common.image import encode_jpeg
+from donkey_ros.recording import messages
+from donkey_ros.recording.writer import BagWriter
 from donkey_ros.recording.types import typestore
-from donkey_ros.recording.writer import BagWriter, qos_profile
 
 START_NS = 1_700_000_000_000_000_000
 
@@ -47,9 +49,10 @@ def frame_pixels(index: int, width: int, height: int) -> np.ndarray:
 BAD_FRAMES = ('16UC1', 'step', 'empty')
 
 
-def bad_image(msgs, header, defect: str, width: int, height: int):
+def bad_image(stamp_ns: int, defect: str, width: int, height: int):
     """A sensor_msgs/Image a camera could send but training cannot use (see ``BAD_FRAMES``)."""
-    kind = msgs['sensor_msgs/msg/Image']
+    kind = typestore().types['sensor_msgs/msg/Image']
+    header = messages.header(stamp_ns, 'camera')
     if defect == '16UC1':
         return kind(header=header, height=height, width=width, encoding='16UC1', is_bigendian=0,
                     step=width * 2, data=np.zeros(width * height * 2, np.uint8))
@@ -77,7 +80,7 @@ def write_synthetic_bag(path: str | Path, frames: int = 100, fps: float = 20.0,
                         height: int = 120, namespace: str = '', modes=(('user', 0.0),),
                         off_track: tuple = (), stop: tuple = (), with_truth: bool = False,
                         storage: str = 'mcap', compression: str = 'none',
-                        cmd_from: float = 0.0, image_topic: str = 'camera/image_raw',
+                        cmd_from: float = 0.0, image_topic: str = topics.IMAGE,
                         start_ns: int = START_NS, max_file_bytes: int = 0,
                         bad_frames: dict[int, str] | None = None) -> SyntheticBag:
     """Writes a bag with frames, user/cmd, drive_mode and (optionally) sim/status + sim/odom.
@@ -95,8 +98,6 @@ def write_synthetic_bag(path: str | Path, frames: int = 100, fps: float = 20.0,
         bad_frames: frame index -> a defect of that (raw Image) frame, one of ``BAD_FRAMES``:
             '16UC1' (a depth image), 'step' (step and data shorter than a row), 'empty' (0x0).
     """
-    store = typestore()
-    msgs = store.types
     ns = '/' + namespace.strip('/') if namespace.strip('/') else ''
     result = SyntheticBag(Path(path))
     events: list[tuple[int, int, str, object]] = []   # (stamp, order, topic, message)
@@ -104,12 +105,6 @@ def write_synthetic_bag(path: str | Path, frames: int = 100, fps: float = 20.0,
 
     def stamp(t: float) -> int:
         return start_ns + int(round(t * 1e9))
-
-    def header(t: float):
-        ns_ = stamp(t)
-        return msgs['std_msgs/msg/Header'](
-            stamp=msgs['builtin_interfaces/msg/Time'](sec=ns_ // 10**9, nanosec=ns_ % 10**9),
-            frame_id='camera')
 
     def inside(t: float, ranges) -> bool:
         return any(a <= t < b for a, b in ranges)
@@ -120,25 +115,17 @@ def write_synthetic_bag(path: str | Path, frames: int = 100, fps: float = 20.0,
         """Built when written, so a large bag never sits in memory."""
         pixels = frame_pixels(i, width, height)
         if compressed:
-            return msgs['sensor_msgs/msg/CompressedImage'](
-                header=header(t), format='rgb8; jpeg compressed bgr8',
-                data=np.frombuffer(encode_jpeg(pixels, 95), np.uint8))
+            return messages.compressed_image(stamp(t), encode_jpeg(pixels, 95))
         defect = (bad_frames or {}).get(i)
         if defect is not None:
-            return bad_image(msgs, header(t), defect, width, height)
-        return msgs['sensor_msgs/msg/Image'](
-            header=header(t), height=height, width=width, encoding='rgb8', is_bigendian=0,
-            step=width * 3, data=pixels.ravel())
+            return bad_image(stamp(t), defect, width, height)
+        return messages.image(stamp(t), pixels)
 
-    kind = 'sensor_msgs/msg/CompressedImage' if compressed else 'sensor_msgs/msg/Image'
     for i in range(frames):
         t = i / fps
-        events.append((stamp(t), 1, image_topic,
-                       (kind, lambda i=i, t=t: image_message(i, t))))
+        events.append((stamp(t), 1, image_topic, lambda i=i, t=t: image_message(i, t)))
         result.frames.append(stamp(t))
 
-    twist = msgs['geometry_msgs/msg/Twist']
-    vector = msgs['geometry_msgs/msg/Vector3']
     n_cmd = int(duration * cmd_rate) + 1
     for k in range(n_cmd):
         t = cmd_phase + k / cmd_rate
@@ -147,15 +134,12 @@ def write_synthetic_bag(path: str | Path, frames: int = 100, fps: float = 20.0,
         steering, throttle = command_at(t)
         if inside(t, stop):
             throttle = 0.0
-        msg = msgs['geometry_msgs/msg/TwistStamped'](
-            header=header(t), twist=twist(linear=vector(x=throttle, y=0.0, z=0.0),
-                                          angular=vector(x=0.0, y=0.0, z=steering)))
-        events.append((stamp(t), 0, 'user/cmd', ('geometry_msgs/msg/TwistStamped', msg)))
+        msg = messages.twist_stamped(stamp(t), steering, throttle)
+        events.append((stamp(t), 0, topics.USER_CMD, msg))
         result.commands.append((stamp(t), steering, throttle))
 
     for mode, t in modes:
-        events.append((stamp(t), 0, 'drive_mode', ('std_msgs/msg/String',
-                                                   msgs['std_msgs/msg/String'](data=mode))))
+        events.append((stamp(t), 0, topics.DRIVE_MODE, messages.string(mode)))
         result.modes.append((stamp(t), mode))
 
     if with_truth:
@@ -163,40 +147,26 @@ def write_synthetic_bag(path: str | Path, frames: int = 100, fps: float = 20.0,
             t = k / 10 + 0.001
             on_track = not inside(t, off_track)
             speed = 0.0 if inside(t, stop) else 2.0
-            status = msgs['donkey_ros_interfaces/msg/SimStatus'](
-                header=header(t), on_track=on_track, cross_track_error=0.0 if on_track else 0.9,
-                progress=t * 2.0, speed=speed, laps=0, lap_time=t, last_lap_time=0.0,
-                best_lap_time=0.0, off_track_count=0, distance=t * 2.0, track='synthetic')
-            events.append((stamp(t), 0, 'sim/status',
-                           ('donkey_ros_interfaces/msg/SimStatus', status)))
+            status = messages.sim_status(
+                stamp(t), on_track=on_track,
+                cross_track_error=0.0 if on_track else 0.9, progress=t * 2.0, speed=speed,
+                lap_time=t, distance=t * 2.0, track='synthetic')
+            events.append((stamp(t), 0, topics.SIM_STATUS, status))
             result.statuses.append((stamp(t), on_track, speed))
-            pose = msgs['geometry_msgs/msg/Pose'](
-                position=msgs['geometry_msgs/msg/Point'](x=t * 2.0, y=0.0, z=0.0),
-                orientation=msgs['geometry_msgs/msg/Quaternion'](x=0.0, y=0.0, z=0.0, w=1.0))
-            odom = msgs['nav_msgs/msg/Odometry'](
-                header=header(t), child_frame_id='base_link',
-                pose=msgs['geometry_msgs/msg/PoseWithCovariance'](
-                    pose=pose, covariance=np.zeros(36)),
-                twist=msgs['geometry_msgs/msg/TwistWithCovariance'](
-                    twist=twist(linear=vector(x=speed, y=0.0, z=0.0),
-                                angular=vector(x=0.0, y=0.0, z=0.0)),
-                    covariance=np.zeros(36)))
-            events.append((stamp(t), 0, 'sim/odom', ('nav_msgs/msg/Odometry', odom)))
+            odom = messages.odometry(stamp(t), t * 2.0, 0.0, 0.0, speed)
+            events.append((stamp(t), 0, topics.SIM_ODOM, odom))
 
     events.sort(key=lambda e: (e[0], e[1]))
     with BagWriter(path, storage=storage, compression=compression,
                    max_file_bytes=max_file_bytes,
                    custom_data={'donkey_ros.namespace': ns or '/',
                                 'donkey_ros.source': 'synthetic'}) as writer:
-        for stamp_ns, _, topic, (kind, msg) in events:
-            name = f'{ns}/{topic}'
-            if name not in writer.topics:
-                latched = topic == 'drive_mode'
-                writer.add_topic(name, kind, [qos_profile(
-                    durability='transient_local' if latched else 'volatile',
-                    depth=1 if latched else 10)])
+        for stamp_ns, _, topic, msg in events:
+            name = topics.in_namespace(topic, ns)
             if callable(msg):
                 msg = msg()
-            writer.write(name, stamp_ns, bytes(store.serialize_cdr(msg, kind)))
+            if name not in writer.topics:
+                messages.add_topic(writer, topic, ns, msg.__msgtype__)
+            messages.write(writer, name, stamp_ns, msg)
             result.topics[name] = result.topics.get(name, 0) + 1
     return result

@@ -1,9 +1,11 @@
-"""`donkey-ros tracks`: pictures of every shipped track, from above and from the car's camera."""
+"""`donkey-ros tracks`: pictures of every shipped track, from above and from the car's camera; and
+`sim_frame`, a noise-free camera frame of the simulator (a test picture for the style tools)."""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from donkey_ros.sim.renderer import render_top_down
@@ -41,6 +43,21 @@ def save_track_pictures(out_dir: str | Path, tracks: list[str] | None = None,
         view.resize((view.width * CAMERA_ZOOM, view.height * CAMERA_ZOOM), Image.NEAREST).save(cam)
         written += [top, cam]
     return written
+
+
+def sim_frame(track: str = 'oval', width: int = 320, height: int = 240,
+              seconds: float = 4.0) -> np.ndarray:
+    """A noise-free camera frame of the simulator after its expert drove ``seconds`` from the
+    start line of ``track`` (so the picture shows the style, not sensor noise)."""
+    from donkey_ros.sim.expert import PurePursuit
+    from donkey_ros.sim.renderer import CameraParams
+
+    sim = Simulator(load_track(track), camera_params=CameraParams(width=width, height=height))
+    expert = PurePursuit(sim.track)
+    for _ in range(int(seconds * 20)):
+        car = sim.vehicle
+        sim.step(0.05, *expert.command(car.x, car.y, car.yaw, car.speed))
+    return sim.render()
 
 
 def _side(text: str) -> int:

@@ -19,7 +19,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker, MarkerArray
 
-from donkey_ros.common import qos
+from donkey_ros.common import qos, topics
 from donkey_ros.common.clock import create_steady_timer, steady_now
 from donkey_ros.common.command import NEUTRAL, CommandError, command_from_msg
 from donkey_ros.common.diagnostics import OK, WARN, DiagnosticsPublisher
@@ -61,12 +61,12 @@ class SimNode(Node):
 
         from donkey_ros_interfaces.msg import SimStatus
         self.status_msg_type = SimStatus
-        self.image_pub = self.create_publisher(Image, 'camera/image_raw', qos.IMAGE_PUBLISH)
-        self.info_pub = self.create_publisher(CameraInfo, 'camera/camera_info', qos.SENSOR)
-        self.odom_pub = self.create_publisher(Odometry, 'sim/odom', qos.SENSOR)
-        self.status_pub = self.create_publisher(SimStatus, 'sim/status', qos.SENSOR)
-        self.track_pub = self.create_publisher(MarkerArray, 'sim/track', qos.LATCHED)
-        self.create_subscription(TwistStamped, 'cmd', self._on_cmd, qos.COMMAND)
+        self.image_pub = self.create_publisher(Image, topics.IMAGE, qos.IMAGE_PUBLISH)
+        self.info_pub = self.create_publisher(CameraInfo, topics.CAMERA_INFO, qos.SENSOR)
+        self.odom_pub = self.create_publisher(Odometry, topics.SIM_ODOM, qos.SENSOR)
+        self.status_pub = self.create_publisher(SimStatus, topics.SIM_STATUS, qos.SENSOR)
+        self.track_pub = self.create_publisher(MarkerArray, topics.SIM_TRACK, qos.LATCHED)
+        self.create_subscription(TwistStamped, topics.CMD, self._on_cmd, qos.COMMAND)
         self.create_service(Trigger, 'sim/reset', self._on_reset)
         self.period = 1.0 / self.params.rate
         self.timer = create_steady_timer(self, self.period, self._tick)
@@ -160,13 +160,7 @@ class SimNode(Node):
         return odom
 
     def _status(self, stamp):
-        s = self.sim.status
-        msg = self.status_msg_type(
-            on_track=bool(s.on_track), cross_track_error=float(s.cross_track_error),
-            progress=float(s.progress), speed=float(s.speed), laps=int(s.laps),
-            lap_time=float(s.lap_time), last_lap_time=float(s.last_lap_time),
-            best_lap_time=float(s.best_lap_time), off_track_count=int(s.off_track_count),
-            distance=float(s.distance), track=self.sim.track.name)
+        msg = self.status_msg_type(**self.sim.status.message_fields())
         msg.header.stamp, msg.header.frame_id = stamp, self.params.odom_frame_id
         return msg
 

@@ -45,6 +45,18 @@ class SimStatus:
     def s(self) -> float:
         return self.progress
 
+    def message_fields(self) -> dict:
+        """The fields of a ``donkey_ros_interfaces/SimStatus`` message (header aside), typed as
+        the message wants them: one mapping for the sim node and for bags written offline."""
+        return {'on_track': bool(self.on_track),
+                'cross_track_error': float(self.cross_track_error),
+                'progress': float(self.progress), 'speed': float(self.speed),
+                'laps': int(self.laps), 'lap_time': float(self.lap_time),
+                'last_lap_time': float(self.last_lap_time),
+                'best_lap_time': float(self.best_lap_time),
+                'off_track_count': int(self.off_track_count), 'distance': float(self.distance),
+                'track': self.track}
+
 
 class Simulator:
     """A car on a track with a forward camera.

@@ -419,7 +419,7 @@ class _OnnxRunner:
 
 class _TfliteRunner:
     def __init__(self, path: Path, threads: int) -> None:
-        from donkey_ros.learning.inference import interpreter_class
+        from donkey_ros.common.litert import interpreter_class
 
         try:
             self.interpreter = interpreter_class()(model_path=str(path),

@@ -1,4 +1,4 @@
-"""Pictures of styles: a labelled contact sheet (one tile per style), and a sim camera frame."""
+"""Pictures of styles: a labelled contact sheet (one tile per style)."""
 from __future__ import annotations
 
 from typing import Callable, Sequence
@@ -40,19 +40,3 @@ def style_sheet(stylize: Callable[[np.ndarray, str], np.ndarray], image: np.ndar
     h, w = tiles[0][1].shape[:2] if tiles else image.shape[:2]
     return contact_sheet([('original', resize(image, w, h))] + tiles, columns)
 
-
-def sim_frame(track: str = 'oval', width: int = 320, height: int = 240,
-              seconds: float = 4.0) -> np.ndarray:
-    """A noise-free camera frame of the simulator after its expert drove ``seconds`` from the
-    start line of ``track`` (so the picture shows the style, not sensor noise)."""
-    from donkey_ros.sim.expert import PurePursuit
-    from donkey_ros.sim.renderer import CameraParams
-    from donkey_ros.sim.simulator import Simulator
-    from donkey_ros.sim.track import load_track
-
-    sim = Simulator(load_track(track), camera_params=CameraParams(width=width, height=height))
-    expert = PurePursuit(sim.track)
-    for _ in range(int(seconds * 20)):
-        car = sim.vehicle
-        sim.step(0.05, *expert.command(car.x, car.y, car.yaw, car.speed))
-    return sim.render()

@@ -24,7 +24,7 @@ from sensor_msgs.msg import Image
 from donkey_ros.common import qos
 from donkey_ros.common.diagnostics import OK, WARN, DiagnosticsPublisher
 from donkey_ros.common.errors import ConfigError, DonkeyRosError
-from donkey_ros.common.image import array_to_image, image_to_array
+from donkey_ros.common.image import array_to_image, image_to_array, parse_size
 from donkey_ros.common.params import Param, declare_parameters
 from donkey_ros.common.runner import node_main
 from donkey_ros.style.errors import StyleError
@@ -84,21 +84,6 @@ def resident_mb() -> int:
     except OSError:
         pass
     return 0
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'640x480' -> (640, 480).
-
-    Raises:
-        ConfigError: not WIDTHxHEIGHT with positive integers.
-    """
-    try:
-        width, height = (int(v) for v in text.lower().split('x'))
-        if width > 0 and height > 0:
-            return width, height
-    except ValueError:
-        pass
-    raise ConfigError(f"size '{text}' must be WIDTHxHEIGHT, e.g. 640x480")
 
 
 class StyleTransferNode(Node):

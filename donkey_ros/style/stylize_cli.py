@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 
+from donkey_ros.common.image import parse_size
 from donkey_ros.style.errors import StyleError
 from donkey_ros.style.stylizer import read_image, write_image
 
@@ -53,18 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _size(text: str) -> tuple[int, int]:
-    try:
-        width, height = (int(v) for v in text.lower().split('x'))
-    except ValueError:
-        raise StyleError(f"--size must be WIDTHxHEIGHT, got '{text}'") from None
-    return width, height
-
-
 def load_input(text: str) -> np.ndarray:
     """An image file, or 'sim[:TRACK]' for a simulator camera frame (320x240)."""
     if text == 'sim' or text.startswith('sim:'):
-        from donkey_ros.style.pictures import sim_frame
+        from donkey_ros.sim.pictures import sim_frame
         return sim_frame(text[4:] or 'oval')
     return read_image(text)
 
@@ -182,7 +175,7 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if not args.list and not (args.input and args.output):
         raise StyleError('give IN and OUT images (or --list); see --help')
-    size = _size(args.size)
+    size = parse_size(args.size, minimum=0)
     backend = LocalBackend(args.models_dir, args.memory_budget_mb) if args.local else \
         ServiceBackend(args.service, args.namespace, args.timeout)
     try:
@@ -214,7 +207,3 @@ def main(argv: list[str]) -> int:
     finally:
         backend.close()
 
-
-if __name__ == '__main__':  # the same as `donkey-ros stylize`
-    from donkey_ros.cli import main as cli_main
-    sys.exit(cli_main(['stylize', *sys.argv[1:]]))

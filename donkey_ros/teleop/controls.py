@@ -64,6 +64,20 @@ class CarControls:
         self._call(self._record, wanted, 'recorder/record', self._record_done)
         return wanted
 
+    def handle(self, event: str, source: str = '') -> bool:
+        """Acts on a teleop event ('mode', 'estop', 'record'); False for any other event."""
+        if event == 'mode':
+            self.cycle_mode()
+        elif event == 'estop':
+            engaged = self.toggle_estop()
+            where = f' ({source})' if source else ''
+            self.node.get_logger().warning(f"e-stop {'engaged' if engaged else 'released'}{where}")
+        elif event == 'record':
+            self.toggle_record()
+        else:
+            return False
+        return True
+
     def _call(self, client, value: bool, name: str, done) -> None:
         if not client.service_is_ready():
             self.failed_calls += 1

@@ -90,14 +90,7 @@ class JoyTeleopNode(Node):
         self._send(command)
 
     def _event(self, event: str) -> None:
-        if event == 'mode':
-            self.controls.cycle_mode()
-        elif event == 'estop':
-            engaged = self.controls.toggle_estop()
-            self.get_logger().warning(f"e-stop {'engaged' if engaged else 'released'} (pad)")
-        elif event == 'record':
-            self.controls.toggle_record()
-        else:
+        if not self.controls.handle(event, 'pad'):
             self.get_logger().info(f'throttle scale {self.mapper.throttle_scale:.2f}')
 
     def _on_twist(self, msg: Twist) -> None:

@@ -107,13 +107,8 @@ class KeyboardTeleopNode(Node):
             event = self.mapper.key(key)
             if event == 'quit':
                 self.quit = True
-            elif event == 'mode':
-                self.controls.cycle_mode()
-            elif event == 'estop':
-                engaged = self.controls.toggle_estop()
-                self.get_logger().warning(f"e-stop {'engaged' if engaged else 'released'}")
-            elif event == 'record':
-                self.controls.toggle_record()
+            elif event:
+                self.controls.handle(event)
         if self.mapper.command != before:
             command = self.mapper.command
             print(f'\rsteering {command.steering:+.2f}  throttle {command.throttle:+.2f}   ',

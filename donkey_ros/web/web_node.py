@@ -183,26 +183,22 @@ class WebNode(Node):
         future.add_done_callback(lambda f: done(value, f))
 
     def _on_estop_response(self, engage: bool, future) -> None:
+        self._show_response(future, 'estop', 'stopped' if engage else 'released', estop=engage)
+
+    def _on_record_response(self, start: bool, future) -> None:
+        self._show_response(future, 'recorder', 'recording' if start else 'stopped',
+                            recording=start)
+
+    def _show_response(self, future, name: str, done: str, **status) -> None:
+        """Shows a service's answer on the page; ``status`` is set on the page if it succeeded."""
         try:
             response = future.result()
         except Exception as error:  # the call failed: say so on the page
-            self.server.notify(f'estop call failed: {error}', 'error')
+            self.server.notify(f'{name} call failed: {error}', 'error')
             return
         if response.success:
-            self.server.set_status(estop=engage)
-        self.server.notify(response.message or ('stopped' if engage else 'released'),
-                           'info' if response.success else 'error')
-
-    def _on_record_response(self, start: bool, future) -> None:
-        try:
-            response = future.result()
-        except Exception as error:
-            self.server.notify(f'recorder call failed: {error}', 'error')
-            return
-        if response.success:
-            self.server.set_status(recording=start)
-        self.server.notify(response.message or ('recording' if start else 'stopped'),
-                           'info' if response.success else 'error')
+            self.server.set_status(**status)
+        self.server.notify(response.message or done, 'info' if response.success else 'error')
 
     def _publish(self, command: DriveCommand | None) -> None:
         if command is None:

@@ -1,6 +1,6 @@
 """Screenshot of the web controller driving the simulator (docs/images/web.png).
 
-    python -m donkey_ros.web.screenshot docs/images/web.png
+    python -m donkey_ros.apps.screenshot docs/images/web.png
 
 Runs the simulator, the expert (as the user), the mux and the web node in this process, lets the
 car drive for ``--seconds``, then opens the page in headless Chromium and saves what a phone shows.
@@ -19,7 +19,7 @@ from rclpy.parameter import Parameter
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog='python -m donkey_ros.web.screenshot',
+    parser = argparse.ArgumentParser(prog='python -m donkey_ros.apps.screenshot',
                                      description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('output', nargs='?', default='docs/images/web.png', help='PNG to write')

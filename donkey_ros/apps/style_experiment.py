@@ -1,6 +1,6 @@
 """Does style augmentation make a pilot robust to a new-looking track? Plain vs style-augmented.
 
-    python -m donkey_ros.style.experiment --workdir runs/style_experiment
+    python -m donkey_ros.apps.style_experiment --workdir runs/style_experiment
 
 1. record: the simulator's expert drives the default ``oval`` (some laps on the centre line, some
    weaving for recovery data) into bags, as ``donkey-ros loop`` does;
@@ -32,7 +32,7 @@ STYLES = ('style0', 'style3', 'style5', 'style10', 'style13', 'style16', 'style1
 
 
 def record(workdir: Path, laps: int) -> list[Path]:
-    from donkey_ros.learning.loop import record_expert
+    from donkey_ros.apps.loop import record_expert
 
     bags = []
     for name, weave, share in (('oval_centre', 0.0, 0.5), ('oval_weave', 0.3, 0.5)):
@@ -82,7 +82,7 @@ def train_command(bags: list[Path], output: Path, seed: int, epochs: int,
 
 
 def train_model(argv: list) -> None:
-    from donkey_ros.learning import train
+    from donkey_ros.apps import train
 
     output = Path(argv[argv.index('-o') + 1])
     print(f'\n$ donkey-ros train {" ".join(shlex.quote(a) for a in argv)}', flush=True)
@@ -93,7 +93,7 @@ def train_model(argv: list) -> None:
 
 
 def drive(models: dict, laps: int, workdir: Path) -> dict:
-    from donkey_ros.learning.loop import drive_model, plot_drive
+    from donkey_ros.apps.loop import drive_model, plot_drive
     from donkey_ros.sim.track import load_track
 
     results = {}

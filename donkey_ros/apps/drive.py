@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 
 from rclpy.parameter import Parameter
 
-from donkey_ros.common.runner import run_nodes
+from donkey_ros.common.runner import NodeFactory, run_nodes
 from donkey_ros.control.mux import MODES
 from donkey_ros.resources import config_file
+from donkey_ros.sim.run_stats import RunStats
 
 
 @dataclass
@@ -27,24 +28,19 @@ class Progress:
     duration: float
     print_every: float = 5.0
     started: float = field(default_factory=time.monotonic)
-    lap_times: list = field(default_factory=list)
-    off_track: int = 0
-    cte_sum: float = 0.0
-    samples: int = 0
+    stats: RunStats = field(default_factory=RunStats)
     last_print: float = field(default_factory=time.monotonic)
 
     def update(self, status) -> bool:
         """Reads one status sample; returns True when the run is done."""
         now = time.monotonic()
-        self.cte_sum += abs(status.cross_track_error)
-        self.samples += 1
-        if status.off_track_count > self.off_track:
-            self.off_track = status.off_track_count
-            print(f'  ! off track (#{self.off_track}) at {now - self.started:.1f} s', flush=True)
-        if status.laps > len(self.lap_times):
-            self.lap_times.append(status.last_lap_time)
+        events = self.stats.update(status)
+        if events.off_track:
+            print(f'  ! off track (#{self.stats.off_track}) at {now - self.started:.1f} s',
+                  flush=True)
+        if events.lap:
             print(f'  lap {status.laps}: {status.last_lap_time:.2f} s '
-                  f'(off-track events so far: {self.off_track})', flush=True)
+                  f'(off-track events so far: {self.stats.off_track})', flush=True)
         elif now - self.last_print >= self.print_every:
             print(f'  {now - self.started:5.1f} s  lap {status.laps + 1} at '
                   f'{status.progress:5.1f} m, {status.speed:.2f} m/s, cte {status.cross_track_error:+.2f} m',
@@ -56,14 +52,14 @@ class Progress:
 
     def summary(self) -> str:
         elapsed = time.monotonic() - self.started
-        mean_cte = self.cte_sum / self.samples if self.samples else 0.0
+        lap_times = self.stats.lap_times
         lines = ['', 'summary',
-                 f'  laps completed    : {len(self.lap_times)}',
-                 f'  lap times (s)     : {", ".join(f"{t:.2f}" for t in self.lap_times) or "-"}',
-                 f'  best lap (s)      : {min(self.lap_times):.2f}' if self.lap_times
+                 f'  laps completed    : {len(lap_times)}',
+                 f'  lap times (s)     : {", ".join(f"{t:.2f}" for t in lap_times) or "-"}',
+                 f'  best lap (s)      : {min(lap_times):.2f}' if lap_times
                  else '  best lap (s)      : -',
-                 f'  off-track events  : {self.off_track}',
-                 f'  mean |cte| (m)    : {mean_cte:.3f}',
+                 f'  off-track events  : {self.stats.off_track}',
+                 f'  mean |cte| (m)    : {self.stats.mean_abs_cte:.3f}',
                  f'  wall time (s)     : {elapsed:.1f}']
         return '\n'.join(lines)
 
@@ -134,20 +130,15 @@ def main(argv: list[str]) -> int:
                      Parameter('rate', value=20.0 * args.time_scale)]
                     if args.time_scale != 1.0 else [])
     expert = common + ([Parameter('speed', value=args.speed)] if args.speed else [])
-    kwargs = {'namespace': args.namespace} if args.namespace else {}
     nodes = {}
 
     def make(cls, overrides):
-        def factory():
-            node = cls(parameter_overrides=overrides, **kwargs)
-            nodes[cls.NODE_NAME] = node
-            return node
-        return factory
+        return NodeFactory(cls, overrides, nodes, args.namespace)
 
     progress = Progress(laps_wanted=args.laps, duration=args.duration)
 
     def tick() -> bool:
-        if 'web' in nodes and not progress.samples:
+        if 'web' in nodes and not progress.stats.samples:
             print(f"  web controller: {nodes['web'].url}", flush=True)
         return progress.update(nodes['sim'].sim.status)
 

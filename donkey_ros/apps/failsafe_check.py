@@ -1,6 +1,6 @@
 """Measures the actuator failsafe with real processes on the emulated board; writes a picture.
 
-    python -m donkey_ros.actuation.failsafe_check OUT_DIR [--runs 5] [--timeout 0.5] [--rate 50]
+    python -m donkey_ros.apps.failsafe_check OUT_DIR [--runs 5] [--timeout 0.5] [--rate 50]
 
 Each run starts the actuator (``backend:=emulated``) and a separate process publishing ``cmd``
 (forward 0.5, full left) at 50 Hz, waits until the board outputs that, kills the source with
@@ -85,7 +85,7 @@ def run_once(log: str, namespace: str, timeout: float, rate: float, sigterm: boo
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog='python -m donkey_ros.actuation.failsafe_check',
+    parser = argparse.ArgumentParser(prog='python -m donkey_ros.apps.failsafe_check',
                                      description=__doc__.split('\n\n')[0])
     parser.add_argument('out', help='folder for failsafe.png and the board logs')
     parser.add_argument('--runs', type=int, default=5)

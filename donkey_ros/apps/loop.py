@@ -31,6 +31,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from donkey_ros.common.errors import ConfigError, DonkeyRosError
+from donkey_ros.sim.run_stats import RunStats
 
 FRAME_RATE = 20.0        # camera frames per second, as the sim node's default `rate`
 PHYSICS_SUBSTEPS = 4     # as the sim node's default `physics_substeps`
@@ -97,8 +98,10 @@ def record_expert(path: str | Path, track: str = 'oval', laps: int = 5, speed: f
         settings: simulator settings (``sim_settings()`` by default, with ``track``/``seed``).
         progress: called with the laps done so far after each lap.
     """
+    from donkey_ros.common import topics
+    from donkey_ros.recording import messages
     from donkey_ros.recording.types import typestore
-    from donkey_ros.recording.writer import BagWriter, qos_profile
+    from donkey_ros.recording.writer import BagWriter
     from donkey_ros.sim.expert import PurePursuit
 
     settings = settings or sim_settings(track=track, seed=seed)
@@ -106,23 +109,18 @@ def record_expert(path: str | Path, track: str = 'oval', laps: int = 5, speed: f
     expert = PurePursuit(sim.track, target_speed=speed, max_steer_deg=settings.max_steer_deg,
                          wheelbase=settings.wheelbase, max_speed=settings.max_speed,
                          weave_amplitude=weave, seed=weave_seed)
-    store = typestore()
-    msgs = store.types
-    status_type = 'donkey_ros_interfaces/msg/SimStatus'
-    with_status = status_type in store.fielddefs
+    with_status = topics.TYPES[topics.SIM_STATUS] in typestore().fielddefs
     dt = 1.0 / FRAME_RATE
     max_frames = int(laps * (sim.track.length / max(0.2, speed)) * 3 * FRAME_RATE) + 100
     frame = 0
     with BagWriter(path, custom_data={'donkey_ros.source': 'donkey-ros loop (expert)',
                                       'donkey_ros.track': sim.track.name}) as writer:
-        writer.add_topic('/camera/image_raw', 'sensor_msgs/msg/Image', [qos_profile(depth=2)])
-        writer.add_topic('/user/cmd', 'geometry_msgs/msg/TwistStamped', [qos_profile()])
-        writer.add_topic('/drive_mode', 'std_msgs/msg/String',
-                         [qos_profile(durability='transient_local', depth=1)])
+        image_topic = messages.add_topic(writer, topics.IMAGE)
+        cmd_topic = messages.add_topic(writer, topics.USER_CMD)
+        mode_topic = messages.add_topic(writer, topics.DRIVE_MODE)
         if with_status:
-            writer.add_topic('/sim/status', status_type, [qos_profile()])
-        writer.write('/drive_mode', START_NS, bytes(store.serialize_cdr(
-            msgs['std_msgs/msg/String'](data='user'), 'std_msgs/msg/String')))
+            status_topic = messages.add_topic(writer, topics.SIM_STATUS)
+        messages.write(writer, mode_topic, START_NS, messages.string('user'))
         throttle = steering = disturbance = 0.0
         rng = np.random.default_rng(weave_seed)
         correlation_time = 0.6
@@ -139,41 +137,19 @@ def record_expert(path: str | Path, track: str = 'oval', laps: int = 5, speed: f
                                 * rng.standard_normal())
             pixels = sim.render()
             stamp = START_NS + int(round(status.time * 1e9))
-            header = msgs['std_msgs/msg/Header'](
-                stamp=msgs['builtin_interfaces/msg/Time'](sec=stamp // 10**9,
-                                                          nanosec=stamp % 10**9),
-                frame_id='camera')
-            vector = msgs['geometry_msgs/msg/Vector3']
-            cmd = msgs['geometry_msgs/msg/TwistStamped'](
-                header=header, twist=msgs['geometry_msgs/msg/Twist'](
-                    linear=vector(x=float(throttle), y=0.0, z=0.0),
-                    angular=vector(x=0.0, y=0.0, z=float(steering))))
-            writer.write('/user/cmd', stamp, bytes(store.serialize_cdr(
-                cmd, 'geometry_msgs/msg/TwistStamped')))
-            image = msgs['sensor_msgs/msg/Image'](
-                header=header, height=pixels.shape[0], width=pixels.shape[1], encoding='rgb8',
-                is_bigendian=0, step=pixels.shape[1] * 3, data=pixels.reshape(-1))
-            writer.write('/camera/image_raw', stamp, bytes(store.serialize_cdr(
-                image, 'sensor_msgs/msg/Image')))
+            # Frame ids as the nodes send them: cmd base_link, image camera, status odom.
+            messages.write(writer, cmd_topic, stamp,
+                           messages.twist_stamped(stamp, steering, throttle))
+            messages.write(writer, image_topic, stamp, messages.image(stamp, pixels))
             if with_status:
-                writer.write('/sim/status', stamp, bytes(store.serialize_cdr(
-                    _status_msg(msgs, header, status), status_type)))
+                messages.write(writer, status_topic, stamp,
+                               messages.sim_status(stamp, **status.message_fields()))
             frame += 1
             if progress is not None and status.laps and frame % 20 == 0:
                 progress(status.laps)
     status = sim.status
     return Recording(Path(path), frame, status.laps, status.off_track_count, status.time,
                      sim.track.name)
-
-
-def _status_msg(msgs, header, status):
-    return msgs['donkey_ros_interfaces/msg/SimStatus'](
-        header=header, on_track=bool(status.on_track),
-        cross_track_error=float(status.cross_track_error), progress=float(status.progress),
-        speed=float(status.speed), laps=int(status.laps), lap_time=float(status.lap_time),
-        last_lap_time=float(status.last_lap_time), best_lap_time=float(status.best_lap_time),
-        off_track_count=int(status.off_track_count), distance=float(status.distance),
-        track=status.track)
 
 
 # --- driving -------------------------------------------------------------------------------------
@@ -194,6 +170,17 @@ class DriveResult:
     stopped_early: str = ''
     path: list = field(default_factory=list, repr=False)      # (x, y, |cte|) of the car's centre
     off_track_at: list = field(default_factory=list, repr=False)
+
+    @classmethod
+    def of(cls, status, stats: RunStats, frames: int, wall_seconds: float,
+           stopped_early: str = '') -> 'DriveResult':
+        """The result of a run that ended at ``status`` and was measured by ``stats``."""
+        return cls(track=status.track, laps=status.laps, lap_times=list(stats.lap_times),
+                   off_track=status.off_track_count, mean_abs_cte=stats.mean_abs_cte,
+                   max_abs_cte=stats.cte_max, frames=frames, sim_seconds=status.time,
+                   wall_seconds=wall_seconds,
+                   mean_speed=status.distance / status.time if status.time else 0.0,
+                   stopped_early=stopped_early, path=stats.path, off_track_at=stats.off_track_at)
 
     def summary(self) -> str:
         times = ', '.join(f'{t:.2f}' for t in self.lap_times) or '-'
@@ -234,28 +221,16 @@ def drive_model(model, track: str = 'oval', laps: int = 3, seed: int = 1,
         max_seconds = max(60.0, 4.0 * laps * sim.track.length / 1.0)
     dt = 1.0 / FRAME_RATE
     steer = gas = 0.0
-    cte_sum, cte_max, frames, path, off_at = 0.0, 0.0, 0, [], []
-    lap_times = []
+    stats = RunStats(keep_path=keep_path)
     started = time.perf_counter()
     stopped = ''
     stuck_since = 0.0
     while sim.status.laps < laps:
         for _ in range(PHYSICS_SUBSTEPS):
-            off_before, centre = sim.status.off_track_count, sim.vehicle.center
             sim.step(dt / PHYSICS_SUBSTEPS, gas, steer)
-            if sim.status.off_track_count > off_before:
-                off_at.append(centre)  # where it left the road (the sim then puts it back)
         status = sim.status
-        if status.laps > len(lap_times):
-            lap_times.append(status.last_lap_time)
-            if progress is not None:
-                progress(len(lap_times), status)
-        frames += 1
-        cte = abs(status.cross_track_error)
-        cte_sum += cte
-        cte_max = max(cte_max, cte)
-        if keep_path:
-            path.append((*sim.vehicle.center, cte))
+        if stats.update(status, sim.vehicle.center).lap and progress is not None:
+            progress(stats.laps, status)
         steering, model_throttle = runner.predict(sim.render())
         steer = min(1.0, max(-1.0, steering))
         gas = throttle if throttle is not None else model_throttle
@@ -267,14 +242,8 @@ def drive_model(model, track: str = 'oval', laps: int = 3, seed: int = 1,
         if stuck_since > 5.0:
             stopped = 'car stopped for 5 s'
             break
-    status = sim.status
-    return DriveResult(
-        track=sim.track.name, laps=status.laps, lap_times=lap_times,
-        off_track=status.off_track_count, mean_abs_cte=cte_sum / max(1, frames),
-        max_abs_cte=cte_max, frames=frames, sim_seconds=status.time,
-        wall_seconds=time.perf_counter() - started,
-        mean_speed=status.distance / status.time if status.time else 0.0, stopped_early=stopped,
-        path=path, off_track_at=off_at)
+    return DriveResult.of(sim.status, stats, frames=stats.samples,
+                          wall_seconds=time.perf_counter() - started, stopped_early=stopped)
 
 
 def plot_drive(result: DriveResult, track, path: str | Path, title: str = '') -> Path:
@@ -325,7 +294,7 @@ def drive_with_nodes(model: str | Path, track: str = 'oval', laps: int = 2, seed
     """
     from rclpy.parameter import Parameter
 
-    from donkey_ros.common.runner import run_nodes
+    from donkey_ros.common.runner import NodeFactory, run_nodes
     from donkey_ros.control.mux_node import MuxNode
     from donkey_ros.learning.pilot_node import PilotNode
     from donkey_ros.resources import config_file
@@ -336,65 +305,37 @@ def drive_with_nodes(model: str | Path, track: str = 'oval', laps: int = 2, seed
         Parameter('rate', value=FRAME_RATE * time_scale),
         Parameter('time_scale', value=float(time_scale)),
         Parameter('physics_substeps', value=PHYSICS_SUBSTEPS)]
-    kwargs = {'namespace': namespace} if namespace else {}
     nodes = {}
-
-    def make(cls, overrides):
-        def factory():
-            nodes[cls.NODE_NAME] = cls(parameter_overrides=overrides, **kwargs)
-            return nodes[cls.NODE_NAME]
-        return factory
-
     length = make_simulator(settings).track.length
     if max_seconds is None:
         max_seconds = max(60.0, 4.0 * laps * length / 1.0)
-    state = {'cte_sum': 0.0, 'cte_max': 0.0, 'samples': 0, 'path': [], 'off_at': [],
-             'off': 0, 'laps': 0, 'lap_times': [], 'started': None, 'stopped': ''}
+    stats = RunStats(keep_path=True)
+    stopped = []
 
     def tick() -> bool:
         sim = nodes['sim'].sim
         status = sim.status
-        if state['started'] is None:
-            state['started'] = time.monotonic()
-        cte = abs(status.cross_track_error)
-        state['cte_sum'] += cte
-        state['cte_max'] = max(state['cte_max'], cte)
-        state['samples'] += 1
-        if status.off_track_count > state['off']:
-            state['off'] = status.off_track_count
-            # The sim has put the car back already: it left the road near the last sample.
-            state['off_at'].append(state['path'][-1][:2] if state['path']
-                                   else sim.vehicle.center)
-        state['path'].append((*sim.vehicle.center, cte))
-        if status.laps > len(state['lap_times']):
-            state['lap_times'].append(status.last_lap_time)
-            if progress is not None:
-                progress(len(state['lap_times']), status)
+        if stats.update(status, sim.vehicle.center).lap and progress is not None:
+            progress(stats.laps, status)
         if status.laps >= laps:
             return True
         if status.time >= max_seconds:
-            state['stopped'] = f'time limit {max_seconds:.0f} s'
+            stopped.append(f'time limit {max_seconds:.0f} s')
             return True
         return False
 
     wall = time.monotonic()
     code = run_nodes(
-        [make(SimNode, sim_overrides),
-         make(PilotNode, [Parameter('model_path', value=str(model))]),
-         make(MuxNode, [Parameter('mode', value='pilot')])],
+        [NodeFactory(SimNode, sim_overrides, nodes, namespace),
+         NodeFactory(PilotNode, [Parameter('model_path', value=str(model))], nodes, namespace),
+         NodeFactory(MuxNode, [Parameter('mode', value='pilot')], nodes, namespace)],
         args=['donkey-ros-loop', '--ros-args', '--params-file', str(config_file('sim.yaml'))],
         tick=tick, tick_period=0.02)
     if code != 0:
         raise DonkeyRosError(f'the nodes could not start (exit code {code})')
-    status = nodes['sim'].sim.status
-    return DriveResult(
-        track=status.track, laps=status.laps, lap_times=state['lap_times'],
-        off_track=status.off_track_count,
-        mean_abs_cte=state['cte_sum'] / max(1, state['samples']), max_abs_cte=state['cte_max'],
-        frames=nodes['sim'].frames, sim_seconds=status.time,
-        wall_seconds=time.monotonic() - wall,
-        mean_speed=status.distance / status.time if status.time else 0.0,
-        stopped_early=state['stopped'], path=state['path'], off_track_at=state['off_at'])
+    return DriveResult.of(nodes['sim'].sim.status, stats, frames=nodes['sim'].frames,
+                          wall_seconds=time.monotonic() - wall,
+                          stopped_early=stopped[0] if stopped else '')
 
 
 # --- command line ----------------------------------------------------------------------------------
@@ -425,7 +366,7 @@ def record_laps(workdir: Path, tracks: list[str], laps: int, perturb: float, spe
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from donkey_ros.learning.train import add_training_options
+    from donkey_ros.apps.train import add_training_options
 
     parser = argparse.ArgumentParser(
         prog='donkey-ros loop', description=__doc__,
@@ -464,8 +405,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    from donkey_ros.learning.train import (command_line, config_from_args, load_bags,
-                                           print_result, train)
+    from donkey_ros.apps.train import command_line, config_from_args, load_bags, print_result
+    from donkey_ros.learning.train import train
 
     args = build_parser().parse_args(argv)
     config = config_from_args(args)

@@ -1,0 +1,1 @@
+"""The application layer: commands and experiments composed from the domain packages."""
