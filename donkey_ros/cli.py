@@ -39,7 +39,7 @@ COMMANDS = {
                    "a .tflite model's inputs, outputs, ops, size and metadata"),
     'loop': ('donkey_ros.apps.loop',
              'record expert laps in the sim -> train -> drive, measured'),
-    'service': ('donkey_ros.service',
+    'service': ('donkey_ros.apps.service',
                 'start the car on power-up: install, show or remove a systemd unit'),
 }
 

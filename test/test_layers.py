@@ -29,10 +29,11 @@ ALLOWED = {
     'doctor': {'common', 'actuation', 'camera', 'donkeycar', 'learning'},
 }
 # Top-level modules: ``resources`` (where installed files are) is below everything; ``cli``,
-# ``docs_params`` and ``launch_check`` are commands, at the level of the application layer.
+# ``docs_params``, ``launch_check`` and ``launch_support`` (used by the launch files) are
+# commands, at the level of the application layer.
 BASE_MODULES = {'resources'}
 APP = 'apps'
-COMMAND_MODULES = {'cli', 'docs_params', 'launch_check'}
+COMMAND_MODULES = {'cli', 'docs_params', 'launch_check', 'launch_support'}
 
 
 def module_name(path: Path) -> str:

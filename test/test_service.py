@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from donkey_ros import cli
-from donkey_ros.service import UnitSpec, find_workspace_setup, render_unit
+from donkey_ros.apps.service import UnitSpec, find_workspace_setup, render_unit
 
 ARGS = ['model:=/home/pi/my model$1 100%.tflite', 'mode:=user']
 
