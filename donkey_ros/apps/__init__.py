@@ -1,0 +1,1 @@
+"""The application layer: commands that compose the domain packages (never imported by them)."""
