@@ -72,7 +72,7 @@ def events_unsupported(node) -> str:
     for subscription in node.subscriptions:
         if subscription._callback_type != subscription.CallbackType.MessageOnly:
             return f'{node.get_name()}: a subscription ({subscription.topic_name}) takes message info'
-    if node.guards:
+    if next(iter(node.guards), None) is not None:
         return f'{node.get_name()}: guard conditions'
     return ''
 
