@@ -80,19 +80,14 @@ def events_unsupported(node) -> str:
 def make_executor(kind: str | None = None, context=None, nodes: Sequence = ()):
     """A single-threaded executor of the kind ``executor_kind(kind)`` names, for ``nodes``.
 
-    Where the EventsExecutor cannot run one of ``nodes`` (``events_unsupported``), 'auto' gives
-    the SingleThreadedExecutor and 'events' raises ConfigError. Spin it only with
+    Where the EventsExecutor cannot run one of ``nodes`` (``events_unsupported``), this gives the
+    SingleThreadedExecutor for 'events' too (the pilot's frame thread does, on rclpy 9.1: its
+    callback reads the publisher's sequence numbers). Spin it only with
     ``spin_once(timeout_sec=...)`` and a finite timeout (see ``SPIN_PERIOD``). The EventsExecutor
     installs its own SIGINT/SIGTERM handlers when created; ``run_nodes`` puts its own back.
     """
-    chosen = executor_kind(kind)
-    if chosen == 'events':
-        reasons = [r for r in map(events_unsupported, nodes) if r]
-        if not reasons:
-            return events_executor_class()(context=context)
-        if (kind or os.environ.get(EXECUTOR_ENV) or 'auto').strip().lower() == 'events':
-            raise ConfigError(f'the EventsExecutor cannot run {reasons[0]}; use --executor '
-                              'single or auto')
+    if executor_kind(kind) == 'events' and not any(map(events_unsupported, nodes)):
+        return events_executor_class()(context=context)
     return SingleThreadedExecutor(context=context)
 
 

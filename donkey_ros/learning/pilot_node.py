@@ -123,7 +123,7 @@ class PilotNode(Node):
             Image, self.resolve_topic_name('camera/image_raw'), self._on_frame, qos.IMAGE_LATEST)
         # Made here, not in the worker: an EventsExecutor sets signal handlers when created, and
         # run_nodes (main thread, after the nodes are made) puts its own back. _on_frame takes
-        # the message info, which rclpy 9.1's EventsExecutor cannot give: 'auto' is then single.
+        # the message info, which rclpy 9.1's EventsExecutor cannot give: this is then single.
         self._frames_executor = make_executor(context=self.context, nodes=[self.frames_node])
         self._frames_executor.add_node(self.frames_node)
         self._running = True
