@@ -44,6 +44,7 @@ import numpy as np  # noqa: E402
 
 MODEL = ROOT / 'donkey_ros' / 'models' / 'default_pilot.tflite'
 SERVE = '--serve'
+SERVE_CAR_SHARED = '--serve-car-shared'
 CLOCK_TICK = os.sysconf('SC_CLK_TCK')
 FRAME_STEERING: list[float] = []  # the model's steering for each frame (make_frames)
 INVOKE_GAP = 0.01  # s between bare invokes (caches about as cold as between camera frames)
@@ -127,15 +128,34 @@ def echo_nodes(log_path: str, rate: float, frames_dir: str):
 
 
 def serve(argv: list[str]) -> int:
-    """Child process: ``--serve ROLE LOG RATE FRAMES --ros-args ...`` (ROLE: a node or 'all')."""
+    """Child process: ``--serve ROLE LOG RATE FRAMES --ros-args ...`` (ROLE: a node, 'all', or
+    'all-shared': the sink on the main executor too)."""
     from donkey_ros.common.runner import run_nodes
 
     role, log_path, rate, frames_dir = argv[:4]
     main_nodes, sink = echo_nodes(log_path, float(rate), frames_dir)
     if role == 'all':
         return run_nodes(main_nodes, args=['echo'] + argv[4:], isolated=sink)
+    if role == 'all-shared':
+        return run_nodes(sink + main_nodes, args=['echo'] + argv[4:])
     cls = {c.NODE_NAME: c for c in main_nodes + sink}[role]
     return run_nodes([cls], args=['echo'] + argv[4:])
+
+
+def serve_car_shared(argv: list[str]) -> int:
+    """Child process: the one-process car with the actuator on the main executor (what the
+    failsafe test shows unsafe; measured only to price the actuator's own thread)."""
+    import functools
+
+    from donkey_ros.apps import car
+    from donkey_ros.common.runner import run_nodes
+
+    ours, ros = car.split_ros_args(argv)
+    args = car.build_parser().parse_args(ours)
+    factories = [functools.partial(cls, parameter_overrides=overrides)
+                 for cls, overrides, _ in car.parts(args)]
+    return run_nodes(factories, args=['car', '--ros-args', '--params-file', args.params_file]
+                     + ros[1:])
 
 
 # --- running a layout ----------------------------------------------------------------------------
@@ -149,9 +169,11 @@ def child_env(executor: str) -> dict:
 
 def car_commands(layout: str, params: str, namespace: str) -> list[list[str]]:
     ros = ['--ros-args', '--params-file', params, '-r', f'__ns:={namespace}']
-    if layout == 'one':
-        return [[sys.executable, '-m', 'donkey_ros.apps.car', '--mode', 'pilot',
-                 '--params-file', params, '--ros-args', '-r', f'__ns:={namespace}']]
+    if layout in ('one', 'shared'):
+        head = [sys.executable, '-m', 'donkey_ros.apps.car'] if layout == 'one' else \
+            [sys.executable, str(Path(__file__).resolve()), SERVE_CAR_SHARED]
+        return [head + ['--mode', 'pilot', '--params-file', params, '--ros-args', '-r',
+                        f'__ns:={namespace}']]
     modules = ['donkey_ros.actuation.actuator_node', 'donkey_ros.control.mux_node',
                'donkey_ros.learning.pilot_node', 'donkey_ros.camera.camera_node']
     return [[sys.executable, '-c', f'from {module} import main; main()'] + ros
@@ -161,8 +183,8 @@ def car_commands(layout: str, params: str, namespace: str) -> list[list[str]]:
 def echo_commands(layout: str, log: str, rate: float, frames: str, namespace: str):
     head = [sys.executable, str(Path(__file__).resolve()), SERVE]
     tail = [log, str(rate), frames, '--ros-args', '-r', f'__ns:={namespace}']
-    roles = ['all'] if layout == 'one' else ['echo_sink', 'echo_relay', 'echo_image',
-                                               'echo_source']
+    roles = {'one': ['all'], 'shared': ['all-shared']}.get(
+        layout, ['echo_sink', 'echo_relay', 'echo_image', 'echo_source'])
     return [head + [role] + tail for role in roles]
 
 
@@ -200,6 +222,10 @@ class CmdProbe:
         self.node = rclpy.create_node('g2w_probe', namespace=namespace, context=self.context)
         self.seen: dict[int, float] = {}
         self.node.create_subscription(TwistStamped, 'cmd', self._on_cmd, qos.COMMAND)
+        from diagnostic_msgs.msg import DiagnosticArray
+        self.pilot: dict[str, str] = {}
+        self._pilot_name = f'{namespace}/pilot'.lstrip('/')
+        self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
         self.executor = make_executor('single', self.context)
         self.executor.add_node(self.node)
         self._running = True
@@ -209,6 +235,11 @@ class CmdProbe:
     def _on_cmd(self, msg) -> None:
         key = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
         self.seen.setdefault(key, msg.twist.angular.z)
+
+    def _on_diagnostics(self, msg) -> None:
+        for status in msg.status:
+            if status.name.lstrip('/').startswith(self._pilot_name):
+                self.pilot = {kv.key: kv.value for kv in status.values}
 
     def _spin(self) -> None:
         while self._running and self.context.ok():
@@ -239,7 +270,7 @@ class Result:
     def drift(self) -> tuple[float, float]:
         if not len(self.sent_at):
             return float('nan'), float('nan')
-        first = self.latency[self.sent_at < 1.0]
+        first = self.latency[self.sent_at < self.sent_at.min() + 1.0]
         last = self.latency[self.sent_at > self.sent_at.max() - 1.0]
         return float(np.median(first)), float(np.median(last))
 
@@ -293,6 +324,7 @@ def run_layout(kind: str, layout: str, executor: str, rate: float, seconds: floa
         end = time.monotonic()
         cpu1 = sum(cpu_seconds(c.pid) for c in children)
         commands_seen = (len(probe.seen) - seen0) if probe else 0
+        pilot = dict(probe.pilot) if probe else {}
         time.sleep(0.3)
     finally:
         for child in children:
@@ -318,7 +350,8 @@ def run_layout(kind: str, layout: str, executor: str, rate: float, seconds: floa
                   len(in_window) if probe else int(round(rate * elapsed)),
                   (cpu1 - cpu0) / elapsed,
                   (commands_seen / elapsed) if probe else len(latency) / elapsed,
-                  {'start_wall': start_wall})
+                  {'pilot_ms': float(pilot.get('latency_ms_p50', 'nan')),
+                   'skipped': pilot.get('frames_skipped', '?')})
 
 
 def match_echo(rows, offset, window):
@@ -407,6 +440,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == SERVE:
         return serve(argv[1:])
+    if argv and argv[0] == SERVE_CAR_SHARED:
+        return serve_car_shared(argv[1:])
     from donkey_ros.common.runner import events_executor_class
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -414,7 +449,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--rates', default='20,60', help='camera rates (Hz)')
     parser.add_argument('--executors', default=None,
                         help='single,events (default: both where rclpy has the EventsExecutor)')
-    parser.add_argument('--layouts', default='separate,one')
+    parser.add_argument('--layouts', default='separate,one,shared',
+                        help='separate: a process per node; one: donkey-ros car; shared: one '
+                             'process with the actuator on the main executor (default executor '
+                             'only)')
     parser.add_argument('--quick', action='store_true',
                         help='2 s windows, the default executor only (a smoke run)')
     args = parser.parse_args(argv)
@@ -441,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
               f'CPU {invoke_cpu * 1e3:.3f} ms per invoke\n')
         results = {}
         for layout in layouts:
-            for executor in executors:
+            for executor in (executors[-1:] if layout == 'shared' else executors):
                 for rate in rates:
                     for kind in ('car', 'echo'):
                         tag = f'{kind}_{layout}_{executor}_{rate:g}'
@@ -459,7 +497,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def report(results, layouts, executors, rates, invoke_p50, invoke_cpu) -> None:
     head = (f'{"layout":9} {"executor":8} {"Hz":>3} | {"g2w p50":>7} {"p99":>6} {"p99/p50":>7} '
-            f'{"-invoke":>7} | {"floor p50":>9} {"p99":>6} {"car/floor":>9} | {"answered":>8} '
+            f'{"-invoke":>7} {"pilot":>5} | {"floor p50":>9} {"p99":>6} {"car/floor":>9} | {"answered":>8} '
             f'{"cmd/s":>5} {"1st s":>6} {"last s":>6} | {"CPU all":>7} {"infer":>6} {"graph":>6} '
             f'{"floor":>6}')
     print(head)
@@ -474,7 +512,8 @@ def report(results, layouts, executors, rates, invoke_p50, invoke_cpu) -> None:
                 infer = car.commands_per_s * invoke_cpu
                 first, last = car.drift()
                 print(f'{layout:9} {executor:8} {rate:3.0f} | {car.p(50):7.2f} {car.p(99):6.2f} '
-                      f'{car.p(99) / car.p(50):7.2f} {car.p(50) - invoke_p50:7.2f} | '
+                      f'{car.p(99) / car.p(50):7.2f} {car.p(50) - invoke_p50:7.2f} '
+                      f'{car.extra["pilot_ms"]:5.2f} | '
                       f'{echo.p(50):9.2f} {echo.p(99):6.2f} {car.p(50) / echo.p(50):9.2f} | '
                       f'{car.answered:4d}/{car.expected:<3d} {car.commands_per_s:5.1f} '
                       f'{first:6.2f} {last:6.2f} | '
@@ -482,6 +521,8 @@ def report(results, layouts, executors, rates, invoke_p50, invoke_cpu) -> None:
                       f'{echo.cpu * 100:5.1f}%')
     print('\nms: g2w = frame stamp -> steering register write on the emulated PCA9685 '
           '(file camera -> pilot -> mux -> actuator); -invoke = p50 minus the bare invoke p50; '
+          'pilot = stamp -> pilot/cmd published, p50 of the pilot\'s last 200 frames (its '
+          'diagnostics): the rest of g2w is mux + actuator; '
           'floor = echo chain of the same length (same layout and executor).\n'
           'answered = frames matched to a register write / commands seen on cmd; cmd/s = '
           'commands per second (the camera rate if no frame is skipped); 1st s / '
@@ -496,6 +537,13 @@ def report(results, layouts, executors, rates, invoke_p50, invoke_cpu) -> None:
             if one and sep:
                 print(f'one process / separate ({executor}, {rate:g} Hz): latency p50 '
                       f'{one.p(50) / sep.p(50):.2f}x, CPU {one.cpu / sep.cpu:.2f}x')
+    for rate in rates:
+        one = results.get(('car', 'one', executors[-1], rate))
+        shared = results.get(('car', 'shared', executors[-1], rate))
+        if one and shared:
+            print(f'actuator on its own executor thread / on the main one ({executors[-1]}, '
+                  f'{rate:g} Hz): latency p50 {one.p(50) / shared.p(50):.2f}x, '
+                  f'p99 {one.p(99) / shared.p(99):.2f}x, CPU {one.cpu / shared.cpu:.2f}x')
     if 'single' in executors and 'events' in executors:
         for layout in layouts:
             for rate in rates:
@@ -504,6 +552,30 @@ def report(results, layouts, executors, rates, invoke_p50, invoke_cpu) -> None:
                 if s and e:
                     print(f'events / single ({layout}, {rate:g} Hz): latency p50 '
                           f'{e.p(50) / s.p(50):.2f}x, CPU {e.cpu / s.cpu:.2f}x')
+
+    goals(results, executors[-1], rates, invoke_p50, invoke_cpu)
+
+
+def goals(results, executor: str, rates, invoke_p50: float, invoke_cpu: float) -> None:
+    """The issue's goals for the one-process car with ``executor``, met or not."""
+    def verdict(ok: bool) -> str:
+        return 'met' if ok else 'NOT met'
+
+    print(f'\ngoals, one-process car ({executor} executor):')
+    slow = results.get(('car', 'one', executor, min(rates)))
+    fast = results.get(('car', 'one', executor, max(rates)))
+    if slow:
+        print(f'  g2w p50 {slow.p(50):.2f} ms <= bare invoke {invoke_p50:.2f} + 1.0 ms: '
+              f'{verdict(slow.p(50) <= invoke_p50 + 1.0)}')
+        print(f'  p99 {slow.p(99):.2f} ms <= 2 x p50: {verdict(slow.p(99) <= 2 * slow.p(50))}')
+        graph = slow.cpu - slow.commands_per_s * invoke_cpu
+        print(f'  car graph CPU at {min(rates):g} Hz (inference excluded) {graph * 100:.1f}% of '
+              f'a core <= 10%: {verdict(graph <= 0.10)}')
+    if fast:
+        first, last = fast.drift()
+        print(f'  no backlog at {max(rates):g} Hz: g2w p50 first second {first:.2f} ms, last '
+              f'{last:.2f} ms; {fast.commands_per_s:.1f} commands/s, pilot skipped '
+              f'{fast.extra["skipped"]} frames in all: {verdict(last <= 1.5 * first)}')
 
 
 if __name__ == '__main__':
