@@ -83,8 +83,9 @@ def make_executor(kind: str | None = None, context=None, nodes: Sequence = ()):
     Where the EventsExecutor cannot run one of ``nodes`` (``events_unsupported``), this gives the
     SingleThreadedExecutor for 'events' too (the pilot's frame thread does, on rclpy 9.1: its
     callback reads the publisher's sequence numbers). Spin it only with
-    ``spin_once(timeout_sec=...)`` and a finite timeout (see ``SPIN_PERIOD``). The EventsExecutor
-    installs its own SIGINT/SIGTERM handlers when created; ``run_nodes`` puts its own back.
+    ``spin_once(timeout_sec=...)`` and a finite timeout (see ``SPIN_PERIOD``). The
+    EventsExecutor's source sets SIGINT/SIGTERM handlers of its own (not seen to take over with
+    rclpy 9.1.2); ``run_nodes`` installs its own again once the executors exist, to be sure.
     """
     if executor_kind(kind) == 'events' and not any(map(events_unsupported, nodes)):
         return events_executor_class()(context=context)
@@ -254,7 +255,7 @@ def run_nodes(factories: Sequence[Callable[..., object]], args: list[str] | None
             name = getattr(factory, 'NODE_NAME', getattr(factory, '__name__', 'donkey_ros'))
             rclpy.logging.get_logger(name).error(str(error))
             return 2
-        shutdown.install()  # again: an EventsExecutor sets its own handlers when created
+        shutdown.install()  # again, after the executors: see make_executor
         try:
             while not shutdown.requested and rclpy.ok():
                 spinner.spin_once(timeout_sec=tick_period)
