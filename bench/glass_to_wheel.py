@@ -195,6 +195,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICK
 
 
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process, MB."""
+    with open(f'/proc/{pid}/status') as status:
+        for line in status:
+            if line.startswith('VmRSS:'):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def read_jsonl(path: str) -> list[dict]:
     rows = []
     try:
@@ -323,6 +332,7 @@ def run_layout(kind: str, layout: str, executor: str, rate: float, seconds: floa
         time.sleep(seconds)
         end = time.monotonic()
         cpu1 = sum(cpu_seconds(c.pid) for c in children)
+        rss = sum(rss_mb(c.pid) for c in children)
         commands_seen = (len(probe.seen) - seen0) if probe else 0
         pilot = dict(probe.pilot) if probe else {}
         time.sleep(0.3)
@@ -350,7 +360,7 @@ def run_layout(kind: str, layout: str, executor: str, rate: float, seconds: floa
                   len(in_window) if probe else int(round(rate * elapsed)),
                   (cpu1 - cpu0) / elapsed,
                   (commands_seen / elapsed) if probe else len(latency) / elapsed,
-                  {'pilot_ms': float(pilot.get('latency_ms_p50', 'nan')),
+                  {'pilot_ms': float(pilot.get('latency_ms_p50', 'nan')), 'rss': rss,
                    'skipped': pilot.get('frames_skipped', '?')})
 
 
@@ -499,7 +509,7 @@ def report(results, layouts, executors, rates, invoke_p50, invoke_cpu) -> None:
     head = (f'{"layout":9} {"executor":8} {"Hz":>3} | {"g2w p50":>7} {"p99":>6} {"p99/p50":>7} '
             f'{"-invoke":>7} {"pilot":>5} | {"floor p50":>9} {"p99":>6} {"car/floor":>9} | {"answered":>8} '
             f'{"cmd/s":>5} {"1st s":>6} {"last s":>6} | {"CPU all":>7} {"infer":>6} {"graph":>6} '
-            f'{"floor":>6}')
+            f'{"floor":>6} {"RSS MB":>6}')
     print(head)
     print('-' * len(head))
     for layout in layouts:
@@ -518,7 +528,7 @@ def report(results, layouts, executors, rates, invoke_p50, invoke_cpu) -> None:
                       f'{car.answered:4d}/{car.expected:<3d} {car.commands_per_s:5.1f} '
                       f'{first:6.2f} {last:6.2f} | '
                       f'{car.cpu * 100:6.1f}% {infer * 100:5.1f}% {(car.cpu - infer) * 100:5.1f}% '
-                      f'{echo.cpu * 100:5.1f}%')
+                      f'{echo.cpu * 100:5.1f}% {car.extra["rss"]:6.0f}')
     print('\nms: g2w = frame stamp -> steering register write on the emulated PCA9685 '
           '(file camera -> pilot -> mux -> actuator); -invoke = p50 minus the bare invoke p50; '
           'pilot = stamp -> pilot/cmd published, p50 of the pilot\'s last 200 frames (its '
@@ -529,7 +539,7 @@ def report(results, layouts, executors, rates, invoke_p50, invoke_cpu) -> None:
           'last s = g2w p50 in the first and last second of the window (a backlog would climb).\n'
           'CPU = % of one core: all the car\'s processes; infer = commands/s x CPU of a bare '
           'invoke; graph = all - infer (camera, mux, actuator and the pilot\'s ROS glue); '
-          'floor = the echo chain\'s processes.')
+          'floor = the echo chain\'s processes. RSS = resident memory of the car\'s processes.')
     for executor in executors:
         for rate in rates:
             one = results.get(('car', 'one', executor, rate))
