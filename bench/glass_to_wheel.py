@@ -20,6 +20,7 @@ x executor (SingleThreadedExecutor; Kilted's EventsExecutor where rclpy has it) 
 Plus the bare LiteRT invoke (one every 10 ms, caches about as cold as between frames).
 
     python bench/glass_to_wheel.py [--seconds 6] [--quick] [--executors single,events]
+    python bench/glass_to_wheel.py --breakdown     # where the time goes, stage by stage
 
 The machine's load changes the absolute figures; the ratios (car / floor, one process / separate)
 are printed next to them.
@@ -445,6 +446,98 @@ def bare_invoke(runner, count: int, gap: float) -> tuple[np.ndarray, float]:
     return wall * 1e3, float(np.median(cpu))
 
 
+# --- where the time goes (one process, instrumented) ---------------------------------------------
+def breakdown(frames: Path, executor: str, seconds: float) -> None:
+    """Runs the one-process car in this process, times each stage of each frame, prints p50/p90.
+
+    The stages are timed by wrapping the nodes' own callbacks (camera frame hand-off, pilot frame
+    callback and publish, mux and actuator command callbacks); the wrappers add a few us.
+    """
+    import collections
+    import functools
+
+    import rclpy
+    from rclpy.parameter import Parameter
+
+    from donkey_ros.apps import car
+    from donkey_ros.common.runner import Spinner, call_shutdown_hooks
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    extra = {'actuator': [Parameter('backend', value='emulated')],
+             'camera': [Parameter('backend', value='file'), Parameter('path', value=str(frames)),
+                        Parameter('fps', value=20.0)],
+             'pilot': [Parameter('model_path', value=str(MODEL)),
+                       Parameter('throttle_mode', value='constant'),
+                       Parameter('constant_throttle', value=0.5)]}
+    spinner = Spinner(context, kind=executor)
+    nodes = {}
+    for cls, overrides, isolated in car.parts(car.build_parser().parse_args(['--mode', 'pilot'])):
+        node = cls(parameter_overrides=overrides + extra.get(cls.NODE_NAME, []), context=context,
+                   namespace=f'/g2w{os.getpid()}_breakdown')
+        nodes[cls.NODE_NAME] = node
+        spinner.add(node, isolated=isolated)
+    marks = collections.defaultdict(dict)
+
+    def key(stamp) -> int:
+        return stamp.sec * 10**9 + stamp.nanosec
+
+    def timed(callback, before, after=None, stamp_of=lambda args: args[0].header.stamp):
+        @functools.wraps(callback)  # keeps its signature: rclpy passes (msg, info) by it
+        def wrapper(*args):
+            mark = marks[key(stamp_of(args))]
+            mark.setdefault(before, time.monotonic())
+            callback(*args)
+            if after:
+                mark.setdefault(after, time.monotonic())
+        return wrapper
+
+    camera, pilot = nodes['camera'], nodes['pilot']
+    camera.capture.on_frame = timed(camera.capture.on_frame, 'camera publish', 'camera published',
+                                    stamp_of=lambda args: args[1])
+    for subscription in pilot.frames_node.subscriptions:
+        subscription.callback = timed(subscription.callback, 'pilot callback')
+    pilot._publish = timed(pilot._publish, 'pilot publish', 'pilot published',
+                           stamp_of=lambda args: args[2])
+    for name, topic in (('mux', 'pilot/cmd'), ('actuator', '/cmd')):
+        for subscription in nodes[name].subscriptions:
+            if subscription.topic_name.endswith(topic):
+                subscription.callback = timed(subscription.callback, f'{name} callback',
+                                              f'{name} done' if name == 'actuator' else None)
+    stop = threading.Event()
+    thread = threading.Thread(target=lambda: [spinner.spin_once(0.05)
+                                              for _ in iter(stop.is_set, True)], daemon=True)
+    thread.start()
+    time.sleep(seconds + 3.0)
+    stop.set()
+    thread.join(timeout=2.0)
+    call_shutdown_hooks(nodes.values())
+    spinner.shutdown()
+    for node in nodes.values():
+        node.destroy_node()
+    rclpy.try_shutdown(context=context)
+    order = ['camera publish', 'camera published', 'pilot callback', 'pilot publish',
+             'pilot published', 'mux callback', 'actuator callback', 'actuator done']
+    offset = clock_offset()
+    rows = np.array([[m[name] for name in order] for k, m in marks.items()
+                     if all(name in m for name in order)] or np.empty((0, len(order))))
+    stamps = np.array([k / 1e9 - offset for k, m in marks.items()
+                       if all(name in m for name in order)])
+    print(f'\nwhere the time goes: one process, {executor} executor, 20 Hz, {len(rows)} frames '
+          f'(ms, p50 / p90)')
+    if not len(rows):
+        return
+    start = stamps
+    for name, end in zip(['frame stamp'] + order[:-1], order):
+        column = (rows[:, order.index(end)] - start) * 1e3
+        print(f'  {name + " -> " + end:44} {np.median(column):6.3f} / '
+              f'{np.percentile(column, 90):6.3f}')
+        start = rows[:, order.index(end)]
+    total = (rows[:, -1] - stamps) * 1e3
+    print(f'  {"frame stamp -> actuator done":44} {np.median(total):6.3f} / '
+          f'{np.percentile(total, 90):6.3f}')
+
+
 # --- main ----------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
@@ -463,6 +556,8 @@ def main(argv: list[str] | None = None) -> int:
                         help='separate: a process per node; one: donkey-ros car; shared: one '
                              'process with the actuator on the main executor (default executor '
                              'only)')
+    parser.add_argument('--breakdown', action='store_true',
+                        help='only time each stage of the one-process car, in this process')
     parser.add_argument('--quick', action='store_true',
                         help='2 s windows, the default executor only (a smoke run)')
     args = parser.parse_args(argv)
@@ -479,6 +574,9 @@ def main(argv: list[str] | None = None) -> int:
         frames = work / 'frames'
         frames.mkdir()
         values, runner = make_frames(frames)
+        if args.breakdown:
+            breakdown(frames, executors[-1], args.seconds)
+            return 0
         invoke_ms, invoke_cpu = bare_invoke(runner, 200 if args.quick else 400, INVOKE_GAP)
         i50, i99 = np.percentile(invoke_ms, [50, 99])
         load = os.getloadavg()
