@@ -329,7 +329,7 @@ def run_layout(kind: str, layout: str, executor: str, rate: float, seconds: floa
         time.sleep(1.0)  # warm-up
         cpu0 = sum(cpu_seconds(c.pid) for c in children)
         seen0 = len(probe.seen) if probe else 0
-        start_wall, start = time.time(), time.monotonic()
+        start = time.monotonic()
         time.sleep(seconds)
         end = time.monotonic()
         cpu1 = sum(cpu_seconds(c.pid) for c in children)
@@ -583,7 +583,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f'model {runner.describe()}; frames steer {", ".join(f"{v:+.2f}" for v in values)}')
         print(f'{os.cpu_count()} CPUs, load average {load[0]:.1f} {load[1]:.1f} at start; '
               f'{args.seconds:g} s per run')
-        print(f'bare LiteRT invoke (1 thread, one every {INVOKE_GAP * 1e3:g} ms): p50 {i50:.3f} ms, p99 {i99:.3f} ms; '
+        print(f'bare LiteRT invoke (1 thread, one every {INVOKE_GAP * 1e3:g} ms): '
+              f'p50 {i50:.3f} ms, p99 {i99:.3f} ms; '
               f'CPU {invoke_cpu * 1e3:.3f} ms per invoke\n')
         results = {}
         for layout in layouts:
@@ -605,7 +606,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def report(results, layouts, executors, rates, invoke_p50, invoke_cpu) -> None:
     head = (f'{"layout":9} {"executor":8} {"Hz":>3} | {"g2w p50":>7} {"p99":>6} {"p99/p50":>7} '
-            f'{"-invoke":>7} {"pilot":>5} | {"floor p50":>9} {"p99":>6} {"car/floor":>9} | {"answered":>8} '
+            f'{"-invoke":>7} {"pilot":>5} | {"floor p50":>9} {"p99":>6} {"car/floor":>9} | '
+            f'{"answered":>8} '
             f'{"cmd/s":>5} {"1st s":>6} {"last s":>6} | {"CPU all":>7} {"infer":>6} {"graph":>6} '
             f'{"floor":>6} {"RSS MB":>6}')
     print(head)

@@ -12,8 +12,8 @@ pulse ``timeout`` s after the last command, as it does when the mux process dies
 which writes files, also gets its own, so disk writes never delay a command.
 
 Parameters come from a ROS 2 parameter file (default: the installed config/car.yaml), each node
-reading its own section; ``--ros-args`` after the options go to every node (``-p actuator:timeout:=0.3``
-sets one node's parameter).
+reading its own section; ``--ros-args`` after the options go to every node
+(``-p actuator:timeout:=0.3`` sets one node's parameter).
 
     donkey-ros car --mode user [--model pilot.tflite] [--params-file my_car.yaml] [--record]
     ros2 launch donkey_ros car.launch.py single_process:=true

@@ -71,7 +71,8 @@ def events_unsupported(node) -> str:
     """
     for subscription in node.subscriptions:
         if subscription._callback_type != subscription.CallbackType.MessageOnly:
-            return f'{node.get_name()}: a subscription ({subscription.topic_name}) takes message info'
+            return (f'{node.get_name()}: a subscription ({subscription.topic_name}) takes '
+                    'message info')
     if next(iter(node.guards), None) is not None:
         return f'{node.get_name()}: guard conditions'
     return ''
