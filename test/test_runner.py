@@ -76,7 +76,7 @@ def test_events_executor_delivers_between_nodes_and_isolated_threads(context):
 
 
 @needs_events
-def test_node_the_events_executor_cannot_run_gets_the_single_threaded_one(context):
+def test_node_the_events_executor_cannot_run_gets_the_single_threaded_one(context, tmp_path):
     """rclpy 9.1's EventsExecutor fails on callbacks that take the message info (the pilot's)."""
     node = rclpy.create_node('info', context=context)
     node.create_subscription(String, 'x', lambda msg, info: None, 10)
@@ -84,8 +84,15 @@ def test_node_the_events_executor_cannot_run_gets_the_single_threaded_one(contex
     plain = rclpy.create_node('plain', context=context)
     plain.create_subscription(String, 'x', lambda msg: None, 10)
     assert is_events(make_executor('events', context, [plain]))
-    node.destroy_node()
-    plain.destroy_node()
+    # The recorder subscribes (with message info) only as topics appear: it says so up front.
+    from rclpy.parameter import Parameter
+
+    from donkey_ros.recording.recorder_node import RecorderNode
+    recorder = RecorderNode(context=context, parameter_overrides=[
+        Parameter('folder', value=str(tmp_path))])
+    assert isinstance(make_executor('events', context, [recorder]), SingleThreadedExecutor)
+    for each in (node, plain, recorder):
+        each.destroy_node()
 
 
 def test_bad_executor_name_is_one_line_and_exit_2():

@@ -67,8 +67,11 @@ def events_unsupported(node) -> str:
 
     Measured here: a subscription whose callback takes the message info (``cb(msg, info)``)
     makes its ``spin_once`` raise ``SystemError: null argument to internal routine``, and it
-    refuses guard conditions.
+    refuses guard conditions. A node that will create such subscriptions later (the recorder,
+    as topics appear) says so with a class attribute ``MESSAGE_INFO_CALLBACKS = True``.
     """
+    if getattr(node, 'MESSAGE_INFO_CALLBACKS', False):
+        return f'{node.get_name()}: subscriptions that take message info'
     for subscription in node.subscriptions:
         if subscription._callback_type != subscription.CallbackType.MessageOnly:
             return (f'{node.get_name()}: a subscription ({subscription.topic_name}) takes '
