@@ -273,7 +273,8 @@ def run_nodes(factories: Sequence[Callable[..., object]], args: list[str] | None
         return 0
     finally:
         if spinner is not None:
-            spinner.stop_threads()
+            # Before rclpy shuts down: an executor collected after it prints a traceback at exit.
+            spinner.shutdown()
         for node in nodes:
             node.destroy_node()
         rclpy.try_shutdown()
