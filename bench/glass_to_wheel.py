@@ -327,12 +327,14 @@ def run_layout(kind: str, layout: str, executor: str, rate: float, seconds: floa
                 raise RuntimeError(f'{kind} {layout} did not start: {detail}')
             time.sleep(0.1)
         time.sleep(1.0)  # warm-up
-        cpu0 = sum(cpu_seconds(c.pid) for c in children)
+        each0 = [cpu_seconds(c.pid) for c in children]
+        cpu0 = sum(each0)
         seen0 = len(probe.seen) if probe else 0
         start = time.monotonic()
         time.sleep(seconds)
         end = time.monotonic()
-        cpu1 = sum(cpu_seconds(c.pid) for c in children)
+        each1 = [cpu_seconds(c.pid) for c in children]
+        cpu1 = sum(each1)
         rss = sum(rss_mb(c.pid) for c in children)
         commands_seen = (len(probe.seen) - seen0) if probe else 0
         pilot = dict(probe.pilot) if probe else {}
@@ -362,6 +364,7 @@ def run_layout(kind: str, layout: str, executor: str, rate: float, seconds: floa
                   (cpu1 - cpu0) / elapsed,
                   (commands_seen / elapsed) if probe else len(latency) / elapsed,
                   {'pilot_ms': float(pilot.get('latency_ms_p50', 'nan')), 'rss': rss,
+                   'each': [(b - a) / (end - start) for a, b in zip(each0, each1)],
                    'skipped': pilot.get('frames_skipped', '?')})
 
 
@@ -681,7 +684,16 @@ def goals(results, executor: str, rates, invoke_p50: float, invoke_cpu: float) -
         graph = slow.cpu - slow.commands_per_s * invoke_cpu
         print(f'  car graph CPU at {min(rates):g} Hz (inference excluded) {graph * 100:.1f}% of '
               f'a core <= 10%: {verdict(graph <= 0.10)}')
-    if fast:
+    for rate in rates:
+        sep = results.get(('car', 'separate', executor, rate))
+        if sep:  # processes in car_commands order
+            parts = dict(zip(('actuator', 'mux', 'pilot', 'camera'), sep.extra['each']))
+            infer = sep.commands_per_s * invoke_cpu
+            print(f'  per process, separate layout, {rate:g} Hz: ' + ', '.join(
+                f'{name} {cpu * 100:.1f}%' for name, cpu in parts.items()) +
+                f' (inference {infer * 100:.1f}%); camera + mux + actuator '
+                f'{(parts["camera"] + parts["mux"] + parts["actuator"]) * 100:.1f}%')
+    if fast and max(rates) > min(rates):
         first, last = fast.drift()
         print(f'  no backlog at {max(rates):g} Hz: g2w p50 first second {first:.2f} ms, last '
               f'{last:.2f} ms; {fast.commands_per_s:.1f} commands/s, pilot skipped '
