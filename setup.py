@@ -166,6 +166,9 @@ setup(
             'keyboard_teleop = donkey_ros.teleop.keyboard_teleop:main',
             'style_transfer = donkey_ros.style.style_node:main',
             'pilot = donkey_ros.learning.pilot_node:main',
+            # The car's camera, pilot, mux and actuator in one process (car.launch.py
+            # single_process:=true; the same as `donkey-ros car`).
+            'car = donkey_ros.apps.car:console_main',
         ],
     },
 )

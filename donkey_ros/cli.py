@@ -14,6 +14,8 @@ from donkey_ros.common.errors import DonkeyRosError
 COMMANDS = {
     'drive': ('donkey_ros.apps.drive',
               'run the car stack on the simulator (default) and report laps'),
+    'car': ('donkey_ros.apps.car',
+            'the car (camera, pilot, mux, actuator) in one process; see docs/hardware.md'),
     'tracks': ('donkey_ros.sim.pictures', 'write pictures of the shipped tracks and camera views'),
     'params': ('donkey_ros.docs_params', 'print every node\'s parameters as Markdown'),
     'bag': ('donkey_ros.recording.bag_cli',

@@ -5,8 +5,8 @@
 Start in `user` mode and switch to `pilot_steer` / `pilot` from the joystick or the web page.
 """
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
-from launch.conditions import IfCondition
+from launch.actions import DeclareLaunchArgument, GroupAction, OpaqueFunction
+from launch.conditions import IfCondition, UnlessCondition
 from launch.logging import get_logger
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
@@ -48,7 +48,11 @@ def generate_launch_description():
         DeclareLaunchArgument('web', default_value='true', description='start the web controller'),
         DeclareLaunchArgument('rviz', default_value='false',
                               description='start rviz2 and the overlay node'),
+        DeclareLaunchArgument('single_process', default_value='false',
+                              description='camera, pilot, mux and actuator in one process '
+                                          '(the car executable; docs/hardware.md)'),
     ]
+    single_process = LaunchConfiguration('single_process')
     # Nodes of other packages first: if one is not installed, launch stops before ours start.
     nodes = [
         OpaqueFunction(function=joystick_nodes, args=[config, namespace]),
@@ -56,14 +60,22 @@ def generate_launch_description():
              condition=IfCondition(LaunchConfiguration('rviz')),
              arguments=['-d', PathJoinSubstitution(
                  [FindPackageShare('donkey_ros'), 'config', 'donkey.rviz'])]),
-        Node(package='donkey_ros', executable='camera', name='camera', namespace=namespace,
-             parameters=[config], output='screen'),
-        Node(package='donkey_ros', executable='actuator', name='actuator', namespace=namespace,
-             parameters=[config], output='screen'),
-        Node(package='donkey_ros', executable='mux', name='mux', namespace=namespace,
-             parameters=[config, {'mode': LaunchConfiguration('mode')}], output='screen'),
-        Node(package='donkey_ros', executable='pilot', name='pilot', namespace=namespace,
-             parameters=[config, {'model_path': LaunchConfiguration('model')}], output='screen'),
+        GroupAction(condition=UnlessCondition(single_process), actions=[
+            Node(package='donkey_ros', executable='camera', name='camera', namespace=namespace,
+                 parameters=[config], output='screen'),
+            Node(package='donkey_ros', executable='actuator', name='actuator',
+                 namespace=namespace, parameters=[config], output='screen'),
+            Node(package='donkey_ros', executable='mux', name='mux', namespace=namespace,
+                 parameters=[config, {'mode': LaunchConfiguration('mode')}], output='screen'),
+            Node(package='donkey_ros', executable='pilot', name='pilot', namespace=namespace,
+                 parameters=[config, {'model_path': LaunchConfiguration('model')}],
+                 output='screen'),
+        ]),
+        # The same four nodes in one process (no name=: it would rename all four).
+        Node(package='donkey_ros', executable='car', namespace=namespace, parameters=[config],
+             arguments=['--mode', LaunchConfiguration('mode'),
+                        '--model', LaunchConfiguration('model')],
+             output='screen', condition=IfCondition(single_process)),
         Node(package='donkey_ros', executable='recorder', name='recorder', namespace=namespace,
              parameters=[config], output='screen'),
         Node(package='donkey_ros', executable='web', name='web', namespace=namespace,

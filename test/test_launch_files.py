@@ -47,9 +47,20 @@ def test_launch_files_are_installed(installed_share):
     assert {'sim.launch.py', 'car.launch.py'} <= installed
 
 
+@pytest.fixture(scope='module')
+def installed_scripts(installed_share):
+    """The console scripts of that install (the venv's editable install may predate setup.py)."""
+    from importlib import metadata
+    prefix = installed_share.parent.parent
+    dists = [d for d in metadata.distributions(path=[str(p) for p in prefix.glob(
+        'lib/python*/site-packages')]) if d.metadata['Name'] == 'donkey_ros']
+    assert dists, f'no donkey_ros distribution under {prefix}'
+    return {ep.name: ep.value for ep in dists[0].entry_points if ep.group == 'console_scripts'}
+
+
 @pytest.mark.parametrize('launch_file', LAUNCH_FILES, ids=lambda p: p.name)
-def test_launch_file_agrees_with_package(launch_file, installed_share):
-    report = check_launch_file(launch_file, installed_share)
+def test_launch_file_agrees_with_package(launch_file, installed_share, installed_scripts):
+    report = check_launch_file(launch_file, installed_share, installed_scripts)
     assert report.ok, '\n'.join(report.problems)
     assert report.nodes, 'the check found no donkey_ros nodes to check'
 

@@ -27,7 +27,6 @@ from pathlib import Path
 import numpy as np
 import rclpy
 from geometry_msgs.msg import TwistStamped
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
@@ -38,7 +37,7 @@ from donkey_ros.common.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher
 from donkey_ros.common.errors import DonkeyRosError
 from donkey_ros.common.image import image_to_array
 from donkey_ros.common.params import Param, declare_parameters
-from donkey_ros.common.runner import node_main
+from donkey_ros.common.runner import SPIN_PERIOD, make_executor, node_main
 from donkey_ros.learning.inference import ModelRunner
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / 'models' / 'default_pilot.tflite'
@@ -127,6 +126,11 @@ class PilotNode(Node):
             start_parameter_services=False, use_global_arguments=False)
         self.frames_node.create_subscription(
             Image, self.resolve_topic_name('camera/image_raw'), self._on_frame, qos.IMAGE_LATEST)
+        # Made here, not in the worker: an EventsExecutor sets signal handlers when created, and
+        # run_nodes (main thread, after the nodes are made) puts its own back. _on_frame takes
+        # the message info, which rclpy 9.1's EventsExecutor cannot give: this is then single.
+        self._frames_executor = make_executor(context=self.context, nodes=[self.frames_node])
+        self._frames_executor.add_node(self.frames_node)
         self._running = True
         self._worker = threading.Thread(target=self._spin_frames, name='pilot-inference',
                                         daemon=True)
@@ -171,12 +175,11 @@ class PilotNode(Node):
 
     # --- hot path (inference thread) ---------------------------------------------------------
     def _spin_frames(self) -> None:
-        executor = SingleThreadedExecutor(context=self.context)
-        executor.add_node(self.frames_node)
+        executor = self._frames_executor
         try:
             while self._running and self.context.ok():
                 try:
-                    executor.spin_once(timeout_sec=0.1)
+                    executor.spin_once(timeout_sec=SPIN_PERIOD)
                 except Exception as error:  # a bad frame must not end inference for good
                     if not (self._running and self.context.ok()):
                         break

@@ -103,6 +103,7 @@ def offered_qos(profile) -> dict:
 
 
 class RecorderNode(Node):
+    MESSAGE_INFO_CALLBACKS = True  # receive stamps: not on rclpy 9.1's EventsExecutor (runner.py)
     NODE_NAME = NODE_NAME
 
     def __init__(self, **kwargs) -> None:

@@ -1,0 +1,161 @@
+"""The one-process car (donkey_ros/apps/car.py): camera (file source), pilot (the shipped model),
+mux and actuator as composed by ``donkey-ros car``, on the real Adafruit driver over the emulated
+PCA9685; real rclpy executors, nothing mocked."""
+import itertools
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+import rclpy
+from rcl_interfaces.srv import SetParameters
+from rclpy.parameter import Parameter
+
+from donkey_ros.apps import car
+from donkey_ros.common.runner import Spinner, call_shutdown_hooks, events_executor_class
+from rosgraph import wait_for
+
+THROTTLE = 0
+STOPPED, FORWARD = 370, 435      # ticks: stopped pulse; constant throttle 0.5 (car.yaml values)
+TIMEOUT, RATE = 0.3, 50.0        # the actuator's watchdog
+_counter = itertools.count()
+
+
+@pytest.fixture(scope='module')
+def frames(tmp_path_factory):
+    import cv2
+    folder = tmp_path_factory.mktemp('frames')
+    rng = np.random.default_rng(0)
+    for index in range(4):
+        cv2.imwrite(str(folder / f'{index}.png'), rng.integers(0, 255, (120, 160, 3), np.uint8))
+    return folder
+
+
+class OneProcessCar:
+    """The nodes ``donkey-ros car --mode pilot`` starts, with the executors it gives them."""
+
+    def __init__(self, frames, executor: str) -> None:
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        namespace = f'/car{os.getpid()}_{next(_counter)}'
+        extra = {
+            'actuator': [Parameter('backend', value='emulated'),
+                         Parameter('timeout', value=TIMEOUT), Parameter('rate', value=RATE)],
+            'camera': [Parameter('backend', value='file'), Parameter('path', value=str(frames)),
+                       Parameter('fps', value=20.0)],
+            'pilot': [Parameter('throttle_mode', value='constant'),
+                      Parameter('constant_throttle', value=0.5)],
+        }
+        self.spinner = Spinner(self.context, kind=executor)
+        self.nodes = {}
+        for cls, overrides, isolated in car.parts(car.build_parser().parse_args(
+                ['--mode', 'pilot'])):
+            node = cls(parameter_overrides=overrides + extra.get(cls.NODE_NAME, []),
+                       context=self.context, namespace=namespace)
+            self.nodes[cls.NODE_NAME] = node
+            self.spinner.add(node, isolated=isolated)
+        self.board = self.nodes['actuator'].output.board
+        self._running = True
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while self._running and self.context.ok():
+            self.spinner.spin_once(0.05)
+
+    def throttle(self):
+        """The last output of the ESC channel of the emulated board."""
+        return self.board.outputs()[THROTTLE]
+
+    def close(self) -> None:
+        self._running = False
+        self._thread.join(timeout=5.0)
+        call_shutdown_hooks(self.nodes.values())
+        self.spinner.shutdown()
+        for node in self.nodes.values():
+            node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+
+
+def set_parameter_async(namespace_node: str, name: str, value: float):
+    """Sets a parameter through the node's ROS service from a client of its own (own context)."""
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    client_node = rclpy.create_node(f'setter_{next(_counter)}', context=context)
+    client = client_node.create_client(SetParameters, f'{namespace_node}/set_parameters')
+    executor = rclpy.executors.SingleThreadedExecutor(context=context)
+    executor.add_node(client_node)
+    assert client.wait_for_service(timeout_sec=10.0)
+    future = client.call_async(SetParameters.Request(
+        parameters=[Parameter(name, value=value).to_parameter_msg()]))
+    stop = threading.Event()
+
+    def spin():
+        while not stop.is_set():
+            executor.spin_once(timeout_sec=0.05)
+    thread = threading.Thread(target=spin, daemon=True)
+    thread.start()
+
+    def close():
+        stop.set()
+        thread.join(timeout=2.0)
+        client_node.destroy_node()
+        executor.shutdown()
+        rclpy.try_shutdown(context=context)
+    return future, close
+
+
+EXECUTORS = ['single'] + (['events'] if events_executor_class() else [])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('executor,hang', [(e, 'blocked') for e in EXECUTORS] +
+                         [(EXECUTORS[-1], 'busy')])
+def test_hung_pilot_callback_does_not_stall_the_actuator_watchdog(frames, executor, hang):
+    """A pilot callback that never returns (it waits forever, or loops in Python) stalls the
+    pilot, mux and camera's executor; the actuator, on its own executor thread, still stops the
+    car within timeout + one period of the last command it got, and the car drives again when
+    the callback returns."""
+    car_ = OneProcessCar(frames, executor)
+    release = threading.Event()
+    hung = threading.Event()
+
+    def hanging_callback(parameters):
+        hung.set()
+        if hang == 'blocked':
+            release.wait()
+        else:
+            while not release.is_set():
+                pass
+        from rcl_interfaces.msg import SetParametersResult
+        return SetParametersResult(successful=True)
+
+    close_client = None
+    try:
+        assert wait_for(lambda: car_.throttle().ticks == FORWARD, 30.0), \
+            f'the car never drove (throttle {car_.throttle()})'
+        pilot = car_.nodes['pilot']
+        pilot.add_on_set_parameters_callback(hanging_callback)
+        future, close_client = set_parameter_async(
+            pilot.get_fully_qualified_name(), 'constant_throttle', 0.4)
+        assert hung.wait(10.0), 'the parameter callback never ran'
+        assert wait_for(lambda: car_.throttle().ticks == STOPPED, 5.0), \
+            'the throttle stayed at the forward pulse while the pilot hung'
+        stopped_at = car_.throttle().t
+        controller = car_.nodes['actuator'].controller
+        gap = controller.age(stopped_at)
+        # The watchdog is a timer every 1/RATE s; allow 50 ms more for a loaded 2-core machine.
+        assert TIMEOUT <= gap <= TIMEOUT + 1.0 / RATE + 0.05, gap
+        assert not future.done(), 'the pilot was not hung: the test proves nothing'
+        assert controller.age(time.monotonic()) > TIMEOUT, 'commands kept flowing'
+        release.set()
+        assert wait_for(future.done, 10.0)
+        assert wait_for(lambda: car_.throttle().ticks == FORWARD, 10.0), \
+            'the car did not drive again once the callback returned'
+    finally:
+        release.set()
+        if close_client:
+            close_client()
+        car_.close()
+    assert car_.throttle().ticks == STOPPED, 'shutdown leaves the stopped pulse'
