@@ -33,7 +33,8 @@ def context():
 
 def test_executor_kind_resolves_auto_and_refuses_unknown_names(monkeypatch):
     monkeypatch.delenv(EXECUTOR_ENV, raising=False)
-    assert executor_kind() == ('events' if EVENTS else 'single')
+    assert executor_kind() == 'single'   # the default: the EventsExecutor is opt-in
+    assert executor_kind('auto') == ('events' if EVENTS else 'single')
     assert executor_kind('single') == 'single'
     monkeypatch.setenv(EXECUTOR_ENV, 'single')
     assert executor_kind() == 'single'

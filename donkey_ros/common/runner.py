@@ -29,6 +29,9 @@ from donkey_ros.common.errors import ConfigError, DonkeyRosError
 
 EXECUTORS = ('auto', 'events', 'single')
 EXECUTOR_ENV = 'DONKEY_ROS_EXECUTOR'
+DEFAULT_EXECUTOR = 'single'
+"""Not 'auto': rclpy 9.1's EventsExecutor sometimes stopped delivering for good after a callback
+had looped for seconds (1 run in 4 of test_car's busy-hang case), so it is opt-in."""
 SPIN_PERIOD = 0.1
 """Longest wait of one ``spin_once``. Never wait without a timeout: rclpy 9.1's EventsExecutor
 busy-loops in ``spin()`` and ``spin_once()`` without one and then delivers no messages at all."""
@@ -44,14 +47,14 @@ def events_executor_class():
 
 
 def executor_kind(kind: str | None = None) -> str:
-    """'events' or 'single': ``kind`` (default: $DONKEY_ROS_EXECUTOR, else 'auto') resolved.
+    """'events' or 'single': ``kind`` (default: $DONKEY_ROS_EXECUTOR, else DEFAULT_EXECUTOR).
 
     'auto' is the EventsExecutor where rclpy has it, else the SingleThreadedExecutor.
 
     Raises:
         ConfigError: unknown kind, or 'events' asked for where rclpy has no EventsExecutor.
     """
-    kind = (kind or os.environ.get(EXECUTOR_ENV) or 'auto').strip().lower()
+    kind = (kind or os.environ.get(EXECUTOR_ENV) or DEFAULT_EXECUTOR).strip().lower()
     if kind not in EXECUTORS:
         raise ConfigError(f"unknown executor '{kind}' (valid: {', '.join(EXECUTORS)}; "
                           f'from --executor or ${EXECUTOR_ENV})')
@@ -278,7 +281,7 @@ def run_nodes(factories: Sequence[Callable[..., object]], args: list[str] | None
         args: command-line arguments (``--ros-args`` ...); ``sys.argv`` by default.
         threads: executor threads (1 = single-threaded executor).
         tick: called from the main thread about every ``tick_period`` s; return True to stop.
-        executor: 'events', 'single' or 'auto' (default: $DONKEY_ROS_EXECUTOR, else 'auto').
+        executor: 'events', 'single' or 'auto' (default: $DONKEY_ROS_EXECUTOR, else 'single').
         isolated: more factories whose nodes get an executor and a thread of their own (safety
             watchdogs); they are created first and their shutdown hooks run first.
     """
