@@ -114,11 +114,17 @@ NODES = {
 
 
 @pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM], ids=['SIGINT', 'SIGTERM'])
-def test_every_node_exits_cleanly_on_signals(signum, tmp_path):
-    ns = f'__ns:=/sig{os.getpid()}_{int(signum)}'
-    processes = {name: start_node(name, '-r', ns, *[a.format(tmp=tmp_path) for a in args])
+def test_every_node_exits_cleanly_on_signals(signum, tmp_path, graph):
+    ns = f'/sig{os.getpid()}_{int(signum)}'
+    processes = {name: start_node(name, '-r', f'__ns:={ns}', *[a.format(tmp=tmp_path) for a in args])
                  for name, args in NODES.items()}
-    time.sleep(8.0)  # all of them up (TensorFlow-free, but ONNX/LiteRT models load)
+    probe = graph.node()
+
+    def missing():  # node name = executable name
+        return set(NODES) - {n for n, space in probe.get_node_names_and_namespaces() if space == ns}
+    # All of them up: each node in the graph (a loaded machine can take many seconds to import).
+    assert graph.wait_for(lambda: not missing() or any(p.poll() is not None for p in processes.values()),
+                          timeout=120.0, period=0.2), f'not up: {missing()}'
     for name, process in processes.items():
         assert process.poll() is None, f'{name} died: {process.stdout.read()}'
         process.send_signal(signum)
