@@ -49,7 +49,7 @@ if git -C "$root" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
      | while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done \
      | tar --null -T - -cf -) | tar -xf - -C "$pkg_src"
 else
-  (cd "$root" && tar --exclude=.git --exclude=.venv --exclude=build --exclude=install \
+  (cd "$root" && tar --exclude=.git --exclude='.venv*' --exclude=build --exclude=install \
      --exclude=log --exclude=__pycache__ --exclude='*.egg-info' -cf - .) | tar -xf - -C "$pkg_src"
 fi
 [ -f "$pkg_src/package.xml" ] && [ -f "$pkg_src/donkey_ros_interfaces/package.xml" ] \

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # One-shot, idempotent set-up of everything donkey_ros needs, from the package registries only:
-#   a virtualenv (.venv, or $DONKEY_ROS_VENV) with ROS 2 from PyPI wheels, the project's Python
-#   dependencies, the donkey_ros_interfaces package (built with the standard rosidl tools) and
-#   donkey_ros itself (editable). Re-running it only redoes what changed.
+#   a virtualenv with ROS 2 from PyPI wheels, the project's Python dependencies, the
+#   donkey_ros_interfaces package (built with that distro's rosidl tools) and donkey_ros itself
+#   (editable). Re-running it only redoes what changed.
+# The ROS 2 distro: DONKEY_ROS_DISTRO=kilted (default; virtualenv .venv) or jazzy (.venv-jazzy);
+# DONKEY_ROS_VENV overrides the virtualenv (see scripts/distro.sh).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-venv="${DONKEY_ROS_VENV:-$root/.venv}"
+. "$root/scripts/distro.sh"
 python="${PYTHON:-python3.11}"
 command -v "$python" >/dev/null || python=python3
 
@@ -31,11 +33,20 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
 
+# One distro per virtualenv: pip would mix two distros' ROS wheels in one.
+marker="$venv/.donkey_ros_distro"
+if [ -f "$marker" ] && [ "$(cat "$marker")" != "$distro" ]; then
+  say "error: $venv holds ROS 2 $(cat "$marker"), not $distro: pick another DONKEY_ROS_VENV"
+  exit 1
+fi
+echo "$distro" > "$marker"
+
+requirements=("$root/requirements.txt" "$distro_requirements" "$root/requirements-test.txt")
 stamp="$venv/.donkey_ros_requirements"
-wanted="$(cat "$root/requirements.txt" "$root/requirements-test.txt" | sha256sum | cut -d' ' -f1)"
+wanted="$(cat "${requirements[@]}" | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
-  say "installing Python dependencies (ROS 2 wheels, TensorFlow, LiteRT, ...); first time takes a few minutes"
-  "${pip[@]}" -r "$root/requirements.txt" -r "$root/requirements-test.txt" 2>&1 \
+  say "installing Python dependencies (ROS 2 $distro wheels, TensorFlow, LiteRT, ...) into $venv; first time takes a few minutes"
+  "${pip[@]}" "${requirements[@]/#/-r}" 2>&1 \
     | { grep -v '^WARNING: Location' || true; } >&2
   [ "${PIPESTATUS[0]}" -eq 0 ] || { say "pip install failed"; exit 1; }
   echo "$wanted" > "$stamp"
@@ -53,4 +64,4 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
   "${pip[@]}" --no-deps --no-build-isolation -e "$root" 2>&1 | grep -v '^WARNING: Location' >&2 || true
   echo "$wanted" > "$stamp"
 fi
-say "ready: $venv"
+say "ready: $venv (ROS 2 $distro)"

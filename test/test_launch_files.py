@@ -22,7 +22,7 @@ def installed_share(tmp_path_factory):
     # Built from a copy, so the build leaves no egg-info in the source tree.
     source = tmp_path_factory.mktemp('source') / 'donkey_ros'
     shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
-        '.venv', '.git', 'build', 'install', 'log', 'data', '*.egg-info', '__pycache__'))
+        '.venv*', '.git', 'build', 'install', 'log', 'data', '*.egg-info', '__pycache__'))
     subprocess.run(
         [sys.executable, '-m', 'pip', 'install', '--quiet', '--no-deps', '--no-build-isolation',
          '--ignore-installed',  # never touch the venv's own (editable) install

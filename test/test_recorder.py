@@ -1,4 +1,6 @@
 """The recorder node in real rclpy graphs: standard bags read back by an independent reader."""
+import importlib.metadata
+import os
 import time
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from donkey_ros.common.errors import ConfigError
 from donkey_ros.common.image import array_to_image
 from donkey_ros.recording.recorder import Recorder, RecorderConfig
 from donkey_ros.recording.recorder_node import RecorderNode
-from test_bag_independent import check_metadata, read_bag
+from test_bag_independent import check_metadata, read_bag, read_metadata
 
 
 def params(**values):
@@ -209,6 +211,28 @@ def test_a_full_queue_drops_the_oldest_and_counts(tmp_path):
     assert len(ids) + recorder.dropped == 300
     assert ids == sorted(ids) and ids[-1] == 299          # the newest are kept
     assert bytes(messages[-1][3].data[:2]) == b'\xff\xd8'  # JPEG
+
+
+def test_bags_carry_the_ros_distro_that_runs(tmp_path, monkeypatch):
+    from rclpy.serialization import serialize_message
+    # The distro of this test leg: a sourced ROS installation's ROS_DISTRO, else the installed
+    # rclpy wheel's version (Jazzy 7.1.x, Kilted 9.1.x), which must be the leg `make test` picked.
+    leg = os.environ.get('ROS_DISTRO') or \
+        {'7': 'jazzy', '9': 'kilted'}[importlib.metadata.version('ros-rclpy').split('.')[0]]
+    if os.environ.get('DONKEY_ROS_DISTRO'):
+        assert leg == os.environ['DONKEY_ROS_DISTRO']
+    for ros_distro, expected in ((None, leg), ('rolling', 'rolling')):
+        if ros_distro is None:
+            monkeypatch.delenv('ROS_DISTRO', raising=False)
+        else:
+            monkeypatch.setenv('ROS_DISTRO', ros_distro)
+        recorder = Recorder(RecorderConfig(folder=tmp_path / expected), log_info=lambda _: None)
+        recorder.add_topic('/chatter', 'std_msgs/msg/String')
+        recorder.start()
+        recorder.push('/chatter', 10**18, bytes(serialize_message(String(data=expected))))
+        recorder.close(timeout=30)
+        assert read_metadata(recorder.bags[0])['ros_distro'] == expected
+        assert [m[3].data for m in read_bag(recorder.bags[0], decode=True)] == [expected]
 
 
 def test_bad_parameters_are_one_clear_error(graph, tmp_path):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from donkey_ros.common.distro import ros_distro
 from donkey_ros.recording.errors import BagError
 
 VERSION = 9
@@ -78,7 +79,7 @@ def metadata_dict(storage: str, files: list[FileSummary], topics: list[TopicSumm
              'message_count': f.count}
             for f in files],
         'custom_data': {str(k): str(v) for k, v in (custom_data or {}).items()} or None,
-        'ros_distro': 'kilted',
+        'ros_distro': ros_distro(),
     }}
 
 
