@@ -14,7 +14,8 @@ from donkey_ros.common.errors import DonkeyRosError
 COMMANDS = {
     'drive': ('donkey_ros.apps.drive',
               'run the car stack on the simulator (default) and report laps'),
-    'tracks': ('donkey_ros.sim.pictures', 'write pictures of the shipped tracks and camera views'),
+    'tracks': ('donkey_ros.sim.pictures',
+               'pictures of the shipped tracks and camera views; --generate N: new tracks'),
     'params': ('donkey_ros.docs_params', 'print every node\'s parameters as Markdown'),
     'bag': ('donkey_ros.recording.bag_cli',
             'bag tools: info (topics, usable frames), repair (after a crash)'),
