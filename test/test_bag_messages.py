@@ -30,7 +30,7 @@ def offered(bag) -> dict:
 
 
 def test_offline_writers_offer_the_same_types_and_qos(tmp_path):
-    from donkey_ros.apps.loop import record_expert
+    from donkey_ros.apps.record import record_expert
     from donkey_ros.donkeycar.tub_import import import_tubs
     from test_import_tub import write_donkeycar_tub
 

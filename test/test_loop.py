@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from donkey_ros.apps.loop import record_expert
+from donkey_ros.apps.record import record_expert
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -270,7 +270,7 @@ def test_several_files_merge_as_rcl_merges_them(tmp_path):
 
 def test_the_loop_runs_the_simulator_the_sim_node_runs(graph):
     """The loop's simulator settings are what the sim node gets from config/sim.yaml."""
-    from donkey_ros.learning.loop import sim_settings
+    from donkey_ros.sim.settings import sim_settings
     from donkey_ros.sim.factory import SIM_PARAMS
 
     overrides = rclpy_overrides([config_file('sim.yaml')], 'sim', '/')

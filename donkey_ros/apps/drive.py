@@ -18,6 +18,7 @@ from donkey_ros.common.runner import NodeFactory, run_nodes
 from donkey_ros.control.mux import MODES
 from donkey_ros.resources import config_file
 from donkey_ros.sim.run_stats import RunStats
+from donkey_ros.sim.settings import FRAME_RATE
 
 
 @dataclass
@@ -127,7 +128,7 @@ def main(argv: list[str]) -> int:
     params_file = args.params_file or str(config_file('sim.yaml'))
     common = [Parameter('track', value=args.track)] if args.track else []
     sim = common + ([Parameter('time_scale', value=args.time_scale),
-                     Parameter('rate', value=20.0 * args.time_scale)]
+                     Parameter('rate', value=FRAME_RATE * args.time_scale)]
                     if args.time_scale != 1.0 else [])
     expert = common + ([Parameter('speed', value=args.speed)] if args.speed else [])
     nodes = {}

@@ -32,7 +32,7 @@ STYLES = ('style0', 'style3', 'style5', 'style10', 'style13', 'style16', 'style1
 
 
 def record(workdir: Path, laps: int) -> list[Path]:
-    from donkey_ros.apps.loop import record_expert
+    from donkey_ros.apps.record import record_expert
 
     bags = []
     for name, weave, share in (('oval_centre', 0.0, 0.5), ('oval_weave', 0.3, 0.5)):
@@ -93,7 +93,8 @@ def train_model(argv: list) -> None:
 
 
 def drive(models: dict, laps: int, workdir: Path) -> dict:
-    from donkey_ros.apps.loop import drive_model, plot_drive
+    from donkey_ros.apps.drive_model import drive_model
+    from donkey_ros.apps.loop_pictures import plot_drive
     from donkey_ros.sim.track import load_track
 
     results = {}

@@ -27,12 +27,13 @@ from donkey_ros.common.image import array_to_image
 from donkey_ros.common.params import Param, declare_parameters
 from donkey_ros.common.runner import node_main
 from donkey_ros.sim.factory import SIM_PARAMS, simulator_from_params
+from donkey_ros.sim.settings import FRAME_RATE, PHYSICS_SUBSTEPS
 
 NODE_NAME = 'sim'
 PARAMS = SIM_PARAMS + (
-    Param('rate', 20.0, 'Camera frames per second (the physics steps in between).',
+    Param('rate', FRAME_RATE, 'Camera frames per second (the physics steps in between).',
           min=1.0, max=240.0),
-    Param('physics_substeps', 4, 'Physics steps per camera frame.', min=1, max=100),
+    Param('physics_substeps', PHYSICS_SUBSTEPS, 'Physics steps per camera frame.', min=1, max=100),
     Param('time_scale', 1.0, 'Simulated seconds per wall-clock second (>1 runs faster than '
           'real time, for tests and data generation; raise `rate` with it).', min=0.01, max=50.0),
     Param('cmd_timeout', 0.5, 'Seconds after which a silent `cmd` counts as neutral.',
