@@ -38,6 +38,8 @@ COMMANDS = {
                  'steering/throttle error of a model on held-out bags, with a plot'),
     'model-info': ('donkey_ros.learning.model_info',
                    "a .tflite model's inputs, outputs, ops, size and metadata"),
+    'benchmark': ('donkey_ros.apps.benchmark',
+                  'drive a model on a held-out suite of tracks and looks; table + picture'),
     'loop': ('donkey_ros.apps.loop',
              'record expert laps in the sim -> train -> drive, measured'),
     'service': ('donkey_ros.apps.service',
