@@ -40,6 +40,8 @@ COMMANDS = {
                    "a .tflite model's inputs, outputs, ops, size and metadata"),
     'benchmark': ('donkey_ros.apps.benchmark',
                   'drive a model on a held-out suite of tracks and looks; table + picture'),
+    'dataset': ('donkey_ros.apps.dataset',
+                'expert recordings on many generated tracks and looks, with recoveries (bags)'),
     'loop': ('donkey_ros.apps.loop',
              'record expert laps in the sim -> train -> drive, measured'),
     'service': ('donkey_ros.apps.service',
