@@ -3,7 +3,10 @@
 A driving-loop frame is what the sim node does per camera frame: one expert command, one
 physics step of 1/20 s and one render.
 
-    python bench/sim_fps.py [--track oval] [--seconds 2]
+    python bench/sim_fps.py [--track oval] [--seconds 2] [--randomize]
+
+``--randomize`` turns every domain randomization group on (sim/randomize.py; one episode's look,
+with blur and glare forced on: the slowest look).
 
 A ROS camera runs at 20 Hz; "x real time" is fps / 20 (how many simulated cars one core could
 feed). One process, one core; numbers are for the machine it runs on.
@@ -14,11 +17,13 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import replace
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 
 from donkey_ros.sim.expert import PurePursuit  # noqa: E402
-from donkey_ros.sim.renderer import CameraParams  # noqa: E402
+from donkey_ros.sim.randomize import Randomization  # noqa: E402
+from donkey_ros.sim.renderer import CameraParams, Renderer  # noqa: E402
 from donkey_ros.sim.simulator import Simulator  # noqa: E402
 from donkey_ros.sim.track import load_track  # noqa: E402
 
@@ -51,13 +56,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--track', default='oval')
     parser.add_argument('--seconds', type=float, default=3.0, help='per measurement')
     parser.add_argument('--noise', type=float, default=0.0, help='pixel noise std')
+    parser.add_argument('--randomize', action='store_true',
+                        help='domain randomization on (every group, blur and glare on)')
     args = parser.parse_args(argv)
     track = load_track(args.track)
-    print(f'track {track.name} ({track.length:.1f} m), noise {args.noise:g}, one process')
+    print(f'track {track.name} ({track.length:.1f} m), noise {args.noise:g}, '
+          f'randomization {"on" if args.randomize else "off"}, one process')
     print(f'{"size":>9}  {"loop fps":>9}  {"x real time @20Hz":>18}  {"render fps":>11}')
     for width, height in ((160, 120), (320, 240)):
         sim = Simulator(track, camera_params=CameraParams(width=width, height=height),
-                        noise=args.noise)
+                        noise=args.noise,
+                        randomization=Randomization.all() if args.randomize else None)
+        if args.randomize:
+            fx = sim.renderer.effects
+            sim.renderer = Renderer(track, sim.renderer.camera, noise=args.noise,
+                                    effects=replace(fx, blur=1, glare=(0.5, 0.2, 0.2, 120.0)))
         expert = PurePursuit(track)
         fps = measure(sim, expert, args.seconds, physics=True)
         render_fps = measure(sim, expert, args.seconds, physics=False)

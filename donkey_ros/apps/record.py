@@ -31,7 +31,9 @@ class Recording:
 
 def record_expert(path: str | Path, track: str = 'oval', laps: int = 5, speed: float = 1.5,
                   perturb: float = 0.0, weave: float = 0.0, weave_seed: int = 0, seed: int = 0,
-                  settings: SimpleNamespace | None = None, progress=None) -> Recording:
+                  settings: SimpleNamespace | None = None, progress=None, kicks: float = 0.0,
+                  driver=None, driver_share: float = 0.5, every: int = 1,
+                  source: str = 'donkey-ros loop (expert)') -> Recording:
     """Lets the expert drive ``laps`` laps and writes what a recorder would have: camera frames,
     ``user/cmd`` (the expert's command for each frame, stamped with it), ``drive_mode`` ('user')
     and ``sim/status`` when its message type is available.
@@ -51,6 +53,16 @@ def record_expert(path: str | Path, track: str = 'oval', laps: int = 5, speed: f
         seed: the simulator's seed (texture, pixel noise).
         settings: simulator settings (``sim_settings()`` by default, with ``track``/``seed``).
         progress: called with the laps done so far after each lap.
+        kicks: mean seconds between kicks (0 = none): the executed steering is forced to a
+            random 0.4-0.8 lock (either side) for 0.15-0.35 s, throwing the car off its line
+            (sometimes off the road); the recorded command stays the expert's, so the data shows
+            the way back.
+        driver: DAgger-style corrections: a callable (RGB frame -> (steering, throttle)), e.g. a
+            model being improved, that drives ``driver_share`` of the time (in stretches of 2-6 s)
+            while the expert's command for each state it reaches is what is recorded.
+        every: record every n-th frame (the car is simulated at the full frame rate; fewer,
+            less alike frames per lap).
+        source: the bag's ``donkey_ros.source`` metadata.
     """
     from donkey_ros.common import topics
     from donkey_ros.recording import messages
@@ -67,7 +79,7 @@ def record_expert(path: str | Path, track: str = 'oval', laps: int = 5, speed: f
     dt = 1.0 / FRAME_RATE
     max_frames = int(laps * (sim.track.length / max(0.2, speed)) * 3 * FRAME_RATE) + 100
     frame = 0
-    with BagWriter(path, custom_data={'donkey_ros.source': 'donkey-ros loop (expert)',
+    with BagWriter(path, custom_data={'donkey_ros.source': source,
                                       'donkey_ros.track': sim.track.name}) as writer:
         image_topic = messages.add_topic(writer, topics.IMAGE)
         cmd_topic = messages.add_topic(writer, topics.USER_CMD)
@@ -77,11 +89,29 @@ def record_expert(path: str | Path, track: str = 'oval', laps: int = 5, speed: f
         messages.write(writer, mode_topic, START_NS, messages.string('user'))
         throttle = steering = disturbance = 0.0
         rng = np.random.default_rng(weave_seed)
+        kick_rng = np.random.default_rng([weave_seed, 1])
         correlation_time = 0.6
+        kick_left = 0.0  # seconds of the current kick still to go
+        kick_steer = 0.0
+        next_kick = kick_rng.exponential(kicks) if kicks else math.inf
+        driving = False
+        switch_at = float(kick_rng.uniform(2, 6))
+        driver_cmd = None
         while sim.status.laps < laps and frame < max_frames:
             executed = min(1.0, max(-1.0, steering + disturbance))
+            gas = throttle
+            if driving and driver_cmd is not None:
+                executed = min(1.0, max(-1.0, driver_cmd[0]))
+                gas = min(1.0, max(-1.0, driver_cmd[1]))
+            if kick_left > 0:
+                executed = kick_steer
+                kick_left -= dt
+            elif sim.status.time >= next_kick:
+                kick_left = float(kick_rng.uniform(0.15, 0.35))
+                kick_steer = float(kick_rng.uniform(0.4, 0.8) * kick_rng.choice((-1, 1)))
+                next_kick = sim.status.time + kick_left + kick_rng.exponential(kicks)
             for _ in range(PHYSICS_SUBSTEPS):
-                sim.step(dt / PHYSICS_SUBSTEPS, throttle, executed)
+                sim.step(dt / PHYSICS_SUBSTEPS, gas, executed)
             status = sim.status
             v = sim.vehicle
             throttle, steering = expert.command(v.x, v.y, v.yaw, v.speed)
@@ -90,6 +120,14 @@ def record_expert(path: str | Path, track: str = 'oval', laps: int = 5, speed: f
                                 + perturb * math.sqrt(2 * dt / correlation_time)
                                 * rng.standard_normal())
             pixels = sim.render()
+            if driver is not None:
+                if status.time >= switch_at:
+                    driving = kick_rng.uniform() < driver_share
+                    switch_at = status.time + float(kick_rng.uniform(2, 6))
+                driver_cmd = driver(pixels) if driving else None
+            frame += 1
+            if (frame - 1) % every:
+                continue
             stamp = START_NS + int(round(status.time * 1e9))
             # Frame ids as the nodes send them: cmd base_link, image camera, status odom.
             messages.write(writer, cmd_topic, stamp,
@@ -98,11 +136,10 @@ def record_expert(path: str | Path, track: str = 'oval', laps: int = 5, speed: f
             if with_status:
                 messages.write(writer, status_topic, stamp,
                                messages.sim_status(stamp, **status.message_fields()))
-            frame += 1
             if progress is not None and status.laps and frame % 20 == 0:
                 progress(status.laps)
     status = sim.status
-    return Recording(Path(path), frame, status.laps, status.off_track_count, status.time,
+    return Recording(Path(path), (frame + every - 1) // every, status.laps, status.off_track_count, status.time,
                      sim.track.name)
 
 

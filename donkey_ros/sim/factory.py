@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from donkey_ros.common.errors import ConfigError
 from donkey_ros.common.params import Param
+from donkey_ros.sim.randomize import Randomization
 from donkey_ros.sim.renderer import CameraParams
 from donkey_ros.sim.simulator import Simulator
 from donkey_ros.sim.track import DEFAULT_TRACK, TrackError, load_track
@@ -34,6 +35,17 @@ SIM_PARAMS = (
     Param('steer_rate_deg_s', 300.0, 'Steering servo speed limit in degrees/s.',
           min=1.0, max=5000.0),
     Param('wheelbase', 0.26, 'Wheelbase in m.', min=0.05, max=2.0),
+    Param('randomize_colors', False, 'Domain randomization: new road, floor, sky and marking '
+          'colours and textures every episode (each reset), drawn from `seed`.'),
+    Param('randomize_lighting', False, 'Domain randomization: brightness, colour temperature, '
+          'shadows and lens glare per episode.'),
+    Param('randomize_camera', False, 'Domain randomization: pixel noise, blur, exposure and '
+          'the camera pose (height +-3 cm, pitch +-5 deg, roll +-4 deg, fov +-10 deg) per '
+          'episode.'),
+    Param('randomize_distractors', False,
+          'Domain randomization: up to 25 objects lying on the floor off the road per episode.'),
+    Param('randomize_strength', 1.0, 'How widely domain randomization draws (0-1: 1 = full '
+          'ranges, 0.5 = half the spread around the track\'s own look).', min=0.0, max=1.0),
 )
 
 
@@ -52,7 +64,10 @@ def simulator_from_params(p) -> Simulator:
         accel=p.accel, steer_rate_deg_s=p.steer_rate_deg_s)
     camera = CameraParams(width=p.width, height=p.height, fov_deg=p.fov_deg,
                           pitch_deg=p.camera_pitch_deg, mount_height=p.camera_height)
+    randomization = Randomization(
+        colors=p.randomize_colors, lighting=p.randomize_lighting, camera=p.randomize_camera,
+        distractors=p.randomize_distractors, strength=p.randomize_strength)
     return Simulator(
         track, vehicle, camera, seed=p.seed, noise=p.noise, brightness=p.brightness,
         lighting_variation=p.lighting_variation, lateral_start_offset=p.lateral_start_offset,
-        reset_on_off_track=p.reset_on_off_track)
+        reset_on_off_track=p.reset_on_off_track, randomization=randomization)

@@ -1,4 +1,5 @@
-"""`donkey-ros tracks`: pictures of every shipped track, from above and from the car's camera; and
+"""`donkey-ros tracks`: pictures of every shipped track, from above and from the car's camera;
+``--generate N --seed S`` writes N generated track files instead (donkey_ros/sim/generate.py); and
 `sim_frame`, a noise-free camera frame of the simulator (a test picture for the style tools)."""
 from __future__ import annotations
 
@@ -71,15 +72,38 @@ def _side(text: str) -> int:
     return value
 
 
+def _count(text: str) -> int:
+    """argparse type: how many tracks to generate, 1-10000."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if not 1 <= value <= 10000:
+        raise argparse.ArgumentTypeError(f'{value} is outside 1-10000')
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Command line: ``donkey-ros tracks [--out DIR] [--track NAME_OR_PATH ...]``."""
+    """Command line: ``donkey-ros tracks [--out DIR] [--track NAME_OR_PATH ...]`` or
+    ``donkey-ros tracks --generate N [--seed S] [--out DIR]``."""
     parser = argparse.ArgumentParser(prog='donkey-ros tracks', description=__doc__)
-    parser.add_argument('--out', default='track_pictures', help='output folder')
+    parser.add_argument('--out', default=None,
+                        help='output folder (default: track_pictures, or generated_tracks with '
+                             '--generate)')
+    parser.add_argument('--generate', type=_count, metavar='N',
+                        help='write N generated track files (gen_<seed>.yaml) instead of pictures')
+    parser.add_argument('--seed', type=int, default=0,
+                        help='first seed of --generate (track i uses seed S + i)')
     parser.add_argument('--track', action='append', dest='tracks',
                         help='a track name or YAML path (repeatable; default: all shipped)')
     parser.add_argument('--size', type=_side, default=800,
                         help='top-down picture size along its longer side, pixels (16-4000)')
     args = parser.parse_args(argv)
-    for path in save_track_pictures(args.out, args.tracks, args.size):
+    if args.generate:
+        from donkey_ros.sim.generate import write_tracks
+        for path in write_tracks(args.out or 'generated_tracks', args.generate, args.seed):
+            print(path)
+        return 0
+    for path in save_track_pictures(args.out or 'track_pictures', args.tracks, args.size):
         print(path)
     return 0

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from donkey_ros.common.errors import ConfigError
-from donkey_ros.sim.track import Track
+from donkey_ros.sim.track import Track, TrackStyle
 
 GROUND, ROAD, EDGE, CENTER, START = range(5)
 MIP_LEVELS = 5
@@ -39,6 +39,8 @@ class CameraParams:
         pitch_deg: downward tilt of the optical axis, degrees.
         mount_height: lens height above the ground, m.
         mount_forward: lens position ahead of the rear axle, m.
+        roll_deg: rotation of the camera about its optical axis, degrees (+ = clockwise as seen
+            from behind the car: the horizon in the image rises to the right).
         projection: 'pinhole' (straight lines stay straight, fov < 180) or 'fisheye'
             (equidistant, like the 160-degree DonkeyCar lens).
     """
@@ -50,6 +52,7 @@ class CameraParams:
     mount_height: float = 0.2
     mount_forward: float = 0.25
     projection: str = 'pinhole'
+    roll_deg: float = 0.0
 
     def __post_init__(self) -> None:
         if self.width < 1 or self.height < 1:
@@ -84,6 +87,10 @@ def camera_rays(camera: CameraParams, du: float = 0.5, dv: float = 0.5) -> np.nd
         theta = r / f
         scale = np.where(r > 0, np.sin(theta) / np.maximum(r, 1e-12), 1 / f)
         right, down, fwd = u * scale, v * scale, np.cos(theta)
+    if camera.roll_deg:
+        r = math.radians(camera.roll_deg)
+        right, down = (right * math.cos(r) - down * math.sin(r),
+                       right * math.sin(r) + down * math.cos(r))
     p = math.radians(camera.pitch_deg)
     # Tilted down by p: the optical axis is (cos p, 0, -sin p), image-down (-sin p, 0, -cos p).
     x = fwd * math.cos(p) - down * math.sin(p)
@@ -141,7 +148,8 @@ def raster_ppm(extent, ppm: float, max_pixels: int = RASTER_PIXELS) -> tuple[flo
 
 
 def rasterize(track: Track, ppm: float = 100.0, margin: float = 3.0, seed: int = 0,
-              max_pixels: int = RASTER_PIXELS) -> Raster:
+              max_pixels: int = RASTER_PIXELS, style: TrackStyle | None = None,
+              shadows: float = 0.0, distractors: int = 0) -> Raster:
     """Paints the track top-down: textured ground, road, edge lines, centre dashes, start line.
 
     Args:
@@ -151,8 +159,12 @@ def rasterize(track: Track, ppm: float = 100.0, margin: float = 3.0, seed: int =
         margin: ground painted around the road, m.
         seed: texture noise seed.
         max_pixels: most pixels of the raster (see ``RASTER_PIXELS``).
+        style: colours and texture (default: the track's).
+        shadows: darkness of soft shadows cast over ground and road, 0-1 (0 = none).
+        distractors: number of coloured objects (boxes, discs, paper) lying on the floor off the
+            road, at least 0.3 m from its edge.
     """
-    st = track.style
+    st = style or track.style
     pad = track.road_width / 2 + margin
     lo, hi = track.points.min(axis=0) - pad, track.points.max(axis=0) + pad
     ppm, width, height = raster_ppm(hi - lo, ppm, max_pixels)
@@ -160,6 +172,7 @@ def rasterize(track: Track, ppm: float = 100.0, margin: float = 3.0, seed: int =
     labels = Image.new('L', (width, height), GROUND)
     draw = ImageDraw.Draw(labels)
     half = track.road_width / 2
+    extra_colors = _draw_distractors(draw, raster, track, distractors, seed) if distractors else []
     strips = [(ROAD, -half, half), (EDGE, half - st.edge_width, half),
               (EDGE, -half, -half + st.edge_width)]
     for label, a, b in strips:
@@ -175,19 +188,67 @@ def rasterize(track: Track, ppm: float = 100.0, margin: float = 3.0, seed: int =
     start[0] = True
     _draw_strips(draw, raster, track, -half + st.edge_width, half - st.edge_width, START, start)
     lab = np.asarray(labels)
-    colors = np.array([st.ground, st.road, st.edge, st.center_line, st.edge], np.float32)
+    colors = np.array([st.ground, st.road, st.edge, st.center_line, st.edge] + extra_colors,
+                      np.float32)
     amplitude = np.array([st.ground_noise, st.road_noise, st.road_noise / 2, st.road_noise / 2,
-                          st.road_noise / 2], np.float32)
+                          st.road_noise / 2] + [4.0] * len(extra_colors), np.float32)
     texture = _texture(height, width, ppm, st.noise_scale, np.random.default_rng(seed))
+    shade = (_shadow_field(height, width, ppm, shadows, np.random.default_rng([seed, 2]))
+             if shadows > 0 else None)
     image = np.empty((height, width, 3), np.uint8)
     rows = max(1, CHUNK_PIXELS // width)
     for top in range(0, height, rows):  # in bands: the float temporaries stay small
         band = lab[top:top + rows]
         rgb = colors[band] + (amplitude[band] * texture[top:top + rows])[..., None]
+        if shade is not None:
+            rgb *= shade[top:top + rows, :, None]
         image[top:top + rows] = np.clip(rgb + 0.5, 0, 255)
     raster.image = image
     raster.labels = lab
     return raster
+
+
+def _draw_distractors(draw: ImageDraw.ImageDraw, raster: Raster, track: Track, count: int,
+                      seed: int) -> list:
+    """Paints ``count`` objects off the road into the label image (labels 5, 6, ...); returns
+    their colours. Each lies where its whole footprint is >= 0.3 m from the road's edge."""
+    rng = np.random.default_rng([seed, 1])
+    lo = track.points.min(axis=0) - track.road_width / 2 - 2.5
+    hi = track.points.max(axis=0) + track.road_width / 2 + 2.5
+    colors = []
+    for _ in range(50 * count):
+        if len(colors) == count:
+            break
+        size = rng.uniform(0.1, 0.6)
+        x, y = rng.uniform(lo, hi)
+        d2 = ((track.points - (x, y)) ** 2).sum(axis=1).min()
+        if d2 < (track.road_width / 2 + 0.3 + size) ** 2:
+            continue
+        label = START + 1 + len(colors)
+        c, r = raster.to_pixel(x, y)
+        rad = size * raster.ppm / 2
+        if rng.uniform() < 0.5:
+            draw.ellipse([c - rad, r - rad, c + rad, r + rad], fill=label)
+        else:
+            a = rng.uniform(0, math.pi)
+            corners = [(c + rad * math.cos(a + k * math.pi / 2) * (1.0 if k % 2 else 0.6),
+                        r + rad * math.sin(a + k * math.pi / 2) * (1.0 if k % 2 else 0.6))
+                       for k in range(4)]
+            draw.polygon(corners, fill=label)
+        colors.append([float(v) for v in rng.integers(0, 256, 3)])
+    return colors
+
+
+def _shadow_field(height: int, width: int, ppm: float, darkness: float,
+                  rng: np.random.Generator) -> np.ndarray:
+    """Brightness factor per raster pixel: soft-edged shadows (as of trees, furniture, people)
+    over about a third of the floor, darkest ``1 - darkness``."""
+    cells = max(1.0, 1.5 * ppm)  # shadows of about 1.5 m
+    shape = (int(height / cells) + 2, int(width / cells) + 2)
+    coarse = Image.fromarray(rng.uniform(0, 1, shape).astype(np.float32))
+    field = np.asarray(coarse.resize((width, height), Image.BILINEAR))
+    # 0.35 -> 0.65 of the noise: a soft edge from lit to shadowed.
+    return (1.0 - darkness * np.clip((field - 0.35) / 0.3, 0.0, 1.0)).astype(np.float32)
 
 
 def _draw_strips(draw: ImageDraw.ImageDraw, raster: Raster, track: Track, a: float, b: float,
@@ -233,24 +294,31 @@ class Renderer:
         noise: standard deviation of gaussian pixel noise, 0-255 scale (0 = none).
         brightness: default brightness multiplier.
         max_raster_pixels: most pixels of the ground raster (``RASTER_PIXELS``).
+        effects: how this episode looks beyond the track file (``Effects``: the simulator's
+            domain randomization); None = the track as its file says.
     """
 
     def __init__(self, track: Track, camera: CameraParams | None = None,
                  pixels_per_metre: float = 100.0, seed: int = 0, noise: float = 0.0,
-                 brightness: float = 1.0, max_raster_pixels: int = RASTER_PIXELS) -> None:
+                 brightness: float = 1.0, max_raster_pixels: int = RASTER_PIXELS,
+                 effects: Effects | None = None) -> None:
         self.track = track
         self.camera = camera or CameraParams()
         self.noise = float(noise)
         self.brightness = float(brightness)
-        self.raster = rasterize(track, pixels_per_metre, seed=seed, max_pixels=max_raster_pixels)
+        fx = self.effects = effects or Effects()
+        self.style = fx.style or track.style
+        self.raster = rasterize(track, pixels_per_metre, seed=seed, max_pixels=max_raster_pixels,
+                                style=self.style, shadows=fx.shadows, distractors=fx.distractors)
         self._rng = np.random.default_rng(seed)
         self._build_palette()
         self._build_lookup()
         self._noise_bank = None
+        self._glare = _glare_image(self.camera, fx.glare) if fx.glare else None
 
     def _build_palette(self) -> None:
         """All mip levels, a plain-ground pixel and the sky rows, as one (N, 3) table."""
-        st = self.track.style
+        st = self.style
         level = Image.fromarray(self.raster.image)
         levels = []
         for _ in range(MIP_LEVELS):
@@ -269,6 +337,12 @@ class Renderer:
         self._sky_base = int(self._offsets[-1])
         self._palette = np.concatenate([img.reshape(-1, 3) for img in levels]
                                        + [np.clip(sky, 0, 255).astype(np.uint8)])
+        gain = self.effects.gain
+        if gain != (1.0, 1.0, 1.0):  # exposure and colour temperature: once, in the palette
+            lut = np.clip(np.arange(256)[:, None] * np.array(gain)[None, :] + 0.5, 0, 255)
+            lut = lut.astype(np.uint8)
+            for channel in range(3):
+                self._palette[:, channel] = lut[:, channel].take(self._palette[:, channel])
 
     def _build_lookup(self) -> None:
         """Per pixel: its ground point scaled to its mip level, or its fixed sky entry."""
@@ -287,15 +361,28 @@ class Renderer:
         scale = (ppm / 2.0 ** level).astype(np.float32)
         sel = np.flatnonzero(hits.ravel())
         contiguous = len(sel) > 0 and sel[-1] - sel[0] + 1 == len(sel)  # pinhole: rows below
-        self._ground = slice(int(sel[0]), int(sel[-1]) + 1) if contiguous else sel  # the horizon
+        rows = np.repeat(np.arange(cam.height), cam.width)                # the horizon
+        fx = (pts[..., 0][hits] * scale).astype(np.float32)
+        fy = (pts[..., 1][hits] * scale).astype(np.float32)
+        max_col, max_row = sizes[level, 0] - 1.0, sizes[level, 1] - 1.0
+        stride = sizes[level, 0].astype(np.int32)
+        base = self._offsets[level].astype(np.int32)
+        if not contiguous:
+            # A rolled or fisheye camera: the horizon is not a row. Every pixel goes through the
+            # gather; a sky pixel has scale 0 and a one-entry range, so it lands on its sky entry.
+            n = cam.width * cam.height
+            scale, fx, fy, max_col, max_row, stride, base = (
+                _scatter(n, sel, v, fill) for v, fill in (
+                    (scale, 0.0), (fx, 0.0), (fy, 0.0), (max_col, 0.0), (max_row, 0.0),
+                    (stride, 1), (base, 0)))
+            sky = ~hits.ravel()
+            base[sky] = self._sky_base + rows[sky]
+            sel = np.arange(n)
+        self._ground = slice(int(sel[0]), int(sel[-1]) + 1)
         self._scale = scale
-        self._fx = (pts[..., 0][hits] * scale).astype(np.float32)
-        self._fy = (pts[..., 1][hits] * scale).astype(np.float32)
-        self._max_col = sizes[level, 0] - 1.0
-        self._max_row = sizes[level, 1] - 1.0
-        self._stride = sizes[level, 0].astype(np.int32)
-        self._base = self._offsets[level].astype(np.int32)
-        rows = np.repeat(np.arange(cam.height), cam.width)
+        self._fx, self._fy = fx, fy
+        self._max_col, self._max_row = max_col, max_row
+        self._stride, self._base = stride, base
         self._sky = self._palette.take(self._sky_base + rows, axis=0)  # ground pixels overwritten
 
     def render(self, x: float, y: float, yaw: float, brightness: float | None = None,
@@ -334,6 +421,11 @@ class Renderer:
         if brightness != 1.0:
             lut = np.clip(np.arange(256) * brightness + 0.5, 0, 255).astype(np.uint8)
             image = lut.take(image)
+        if self._glare is not None:  # saturating add of the lens glare
+            image = np.minimum(image, 255 - self._glare) + self._glare
+        if self.effects.blur:
+            image = _blur(image)
+        noise += self.effects.noise
         if noise > 0:
             bank = self._noise(noise)
             start = int(self._rng.integers(0, len(bank) - image.size))
@@ -349,6 +441,60 @@ class Renderer:
             values = np.rint(self._rng.standard_normal(size) * std)
             self._noise_bank = (std, np.clip(values, -255, 255).astype(np.int16))
         return self._noise_bank[1]
+
+
+@dataclass(frozen=True)
+class Effects:
+    """How one episode looks beyond its track file (drawn by ``sim/randomize.py``); the defaults
+    change nothing.
+
+    Args:
+        style: colours and texture replacing the track's (None = the track's).
+        gain: per-channel multiplier (r, g, b): exposure times colour temperature.
+        shadows: darkness of soft shadows on the floor, 0-1.
+        glare: lens glare (u, v, radius, strength): centre in image fractions (0-1), radius as a
+            fraction of the image width, strength 0-255 added at the centre.
+        blur: 1 = a 3x3 blur of every frame (a soft or slightly out-of-focus lens).
+        noise: extra gaussian pixel noise std (0-255 scale).
+        distractors: objects lying off the road.
+    """
+
+    style: TrackStyle | None = None
+    gain: tuple = (1.0, 1.0, 1.0)
+    shadows: float = 0.0
+    glare: tuple | None = None
+    blur: int = 0
+    noise: float = 0.0
+    distractors: int = 0
+
+
+def _scatter(n: int, sel: np.ndarray, values: np.ndarray, fill) -> np.ndarray:
+    out = np.full(n, fill, dtype=values.dtype)
+    out[sel] = values
+    return out
+
+
+def _glare_image(camera: CameraParams, glare: tuple) -> np.ndarray:
+    """A (H, W, 3) uint8 glow: strength at (u, v), falling off over ``radius``, warm white."""
+    u, v, radius, strength = glare
+    w, h = camera.width, camera.height
+    cols = (np.arange(w) + 0.5) / w - u
+    rows = ((np.arange(h) + 0.5) / w - v * h / w)
+    d2 = rows[:, None] ** 2 + cols[None, :] ** 2
+    glow = strength * np.exp(-d2 / (2 * max(radius, 1e-3) ** 2))
+    tint = np.array([1.0, 0.97, 0.88])
+    return np.clip(glow[..., None] * tint + 0.5, 0, 255).astype(np.uint8)
+
+
+def _blur(image: np.ndarray) -> np.ndarray:
+    """A cheap blur: each pixel the mean of a 2x2 block (rounded up; last row and column kept),
+    in uint8 without temporaries ((a | b) - ((a ^ b) >> 1) is the mean of a and b)."""
+    out = image.copy()
+    a, b = image[:-1], image[1:]
+    out[:-1] = (a | b) - ((a ^ b) >> 1)
+    a, b = out[:, :-1], out[:, 1:]
+    out[:, :-1] = (a | b) - ((a ^ b) >> 1)
+    return out
 
 
 def render_top_down(track: Track, path_xy: np.ndarray | None = None, size: int = 800,

@@ -109,6 +109,8 @@ class SimNode(Node):
         self.sim.reset()
         response.success = True
         response.message = 'car reset to the start line'
+        if self.sim.randomization.enabled:
+            response.message += f' (episode {self.sim.episode}: a new look)'
         self.get_logger().info(response.message)
         return response
 
@@ -137,8 +139,9 @@ class SimNode(Node):
             self.get_logger().info(f'lap {status.laps}: {status.last_lap_time:.2f} s')
 
     def _camera_info(self, stamp) -> CameraInfo:
-        width, height = self.params.width, self.params.height
-        focal = (width / 2) / math.tan(math.radians(self.params.fov_deg) / 2)
+        camera = self.sim.renderer.camera  # the episode's (domain randomization may vary fov)
+        width, height = camera.width, camera.height
+        focal = (width / 2) / math.tan(math.radians(camera.fov_deg) / 2)
         info = CameraInfo(width=width, height=height, distortion_model='plumb_bob')
         info.header.stamp, info.header.frame_id = stamp, self.params.frame_id
         info.d = [0.0] * 5
@@ -197,6 +200,7 @@ class SimNode(Node):
         return level, 'on track' if s.on_track else 'off track', {
             'track': self.sim.track.name, 'laps': s.laps, 'off_track_count': s.off_track_count,
             'cross_track_error': s.cross_track_error, 'render_fps': fps,
+            'episode': self.sim.episode,
             'rejected_commands': self.rejected}
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from donkey_ros.common.errors import ConfigError
+from donkey_ros.sim.randomize import Randomization, draw_look
 from donkey_ros.sim.renderer import CameraParams, Renderer
 from donkey_ros.sim.track import Track, load_track
 from donkey_ros.sim.vehicle import Vehicle, VehicleParams
@@ -73,6 +74,9 @@ class Simulator:
         lateral_start_offset: where the car starts across the road, m (+ = left).
         reset_on_off_track: put the car back on the centreline whenever it leaves the road.
         pixels_per_metre: resolution of the ground raster.
+        randomization: domain randomization (``sim/randomize.py``): when enabled, every
+            ``reset()`` starts a new episode in a new look drawn from ``seed`` and the episode
+            number (``episode``, 0 for the first); off (default) the track looks as its file says.
 
     Raises:
         TrackError: the track cannot be loaded.
@@ -83,7 +87,8 @@ class Simulator:
                  camera_params: CameraParams | None = None, seed: int = 0, noise: float = 0.0,
                  brightness: float = 1.0, lighting_variation: float = 0.0,
                  lighting_period: float = 30.0, lateral_start_offset: float = 0.0,
-                 reset_on_off_track: bool = False, pixels_per_metre: float = 100.0) -> None:
+                 reset_on_off_track: bool = False, pixels_per_metre: float = 100.0,
+                 randomization: Randomization | None = None) -> None:
         self.track = track if isinstance(track, Track) else load_track(track)
         if noise < 0 or brightness < 0 or not 0 <= lighting_variation <= 1:
             raise ConfigError('noise and brightness must be >= 0 and lighting_variation 0-1, got '
@@ -94,8 +99,14 @@ class Simulator:
             raise ConfigError(f'lateral_start_offset {lateral_start_offset} m is off the road '
                               f'(half width {self.track.road_width / 2} m)')
         self.vehicle = Vehicle(vehicle_params)
-        self.renderer = Renderer(self.track, camera_params, pixels_per_metre, seed=seed,
-                                 noise=noise)
+        self.randomization = randomization or Randomization()
+        self.seed = seed
+        self.episode = -1
+        self._render_args = (camera_params or CameraParams(), pixels_per_metre, seed, noise)
+        if not self.randomization.enabled:
+            self.episode = 0
+            self.renderer = Renderer(self.track, camera_params, pixels_per_metre, seed=seed,
+                                     noise=noise)
         self.brightness = brightness
         self.lighting_variation = lighting_variation
         self.lighting_period = lighting_period
@@ -116,6 +127,8 @@ class Simulator:
             to_centerline: start on the centreline; False starts at ``lateral_start_offset``.
             lateral_offset: start this far left of the centreline (m), overriding both.
         """
+        if self.randomization.enabled:
+            self.new_look()
         if lateral_offset is None:
             lateral_offset = 0.0 if to_centerline else self.lateral_start_offset
         self._place(0.0, lateral_offset)
@@ -130,6 +143,15 @@ class Simulator:
         self._unwrapped = s if s < self.track.length / 2 else s - self.track.length
         self._update_status(s, cte)
         return self._status
+
+    def new_look(self, episode: int | None = None) -> None:
+        """Draws the look of the next episode (or of ``episode``) and rebuilds the renderer
+        (0.1-0.5 s: the ground raster is repainted). Only with randomization enabled."""
+        self.episode = self.episode + 1 if episode is None else int(episode)
+        camera, ppm, seed, noise = self._render_args
+        look = draw_look(self.randomization, self.track.style, camera, seed, self.episode)
+        self.renderer = Renderer(self.track, look.camera, ppm, seed=seed + self.episode,
+                                 noise=noise, effects=look.effects)
 
     def recover(self) -> SimStatus:
         """Puts the car at rest on the centreline point nearest to it, heading along the track.
