@@ -50,6 +50,11 @@ def write_report(result, path: Path, summary: dict) -> Path:
         f'{len(summary["recordings"])} recording(s); {result.train_frames} train / '
         f'{result.val_frames} validation (contiguous time blocks)',
     ]
+    if summary.get('data_path'):
+        workers = summary.get('workers', 1)
+        lines.append(f"- data path: {'streamed from disk' if summary['data_path'] == 'stream' else 'in memory'}"
+                     f" ({summary['data_path']}); {workers} worker{'s' if workers != 1 else ''}, "
+                     f"{summary.get('replicas', 1)} replica(s)")
     if summary.get('counts'):
         lines.append(f'- reader counts: {counts_text(summary["counts"])}')
     lines += [
