@@ -104,3 +104,33 @@ def make_distribution(kind: str = 'auto') -> Distribution:
         strategy = tf.distribute.MirroredStrategy()
         return Distribution(strategy, 'mirrored', 1, 0, strategy.num_replicas_in_sync)
     return Distribution(tf.distribute.get_strategy(), 'default')
+
+
+def prepare_model(distribution: Distribution, model, element_spec) -> None:
+    """Makes a compiled Keras 3 model trainable with ``MultiWorkerMirroredStrategy``.
+
+    Keras 3 (up to 3.15 at least) cannot ``fit`` under that strategy (keras-team/keras#20585):
+    it reduces the per-replica scalar logs over axis 0, and builds the model by reducing a whole
+    data batch at once. Two narrow workarounds, only for multi-worker runs: the logs are averaged
+    over the replicas with ``axis=None`` (they are already global: metric variables are synced),
+    and the model is built here from the dataset's element spec (shapes only).
+    """
+    if distribution.kind != 'multi-worker':
+        return
+    from keras.src import tree
+    from keras.src.backend.tensorflow import trainer as tf_trainer
+
+    if not getattr(tf_trainer.reduce_per_replica, 'donkey_ros_patched', False):
+        original = tf_trainer.reduce_per_replica
+
+        def reduce_per_replica(values, strategy, reduction):
+            if reduction in ('auto', 'mean') and \
+                    tf_trainer._collective_all_reduce_multi_worker(strategy):
+                return tree.map_structure(
+                    lambda v: strategy.reduce('MEAN', v, axis=None), values)
+            return original(values, strategy, reduction)
+        reduce_per_replica.donkey_ros_patched = True
+        tf_trainer.reduce_per_replica = reduce_per_replica
+    with distribution.strategy.scope():
+        model._symbolic_build(data_batch=element_spec)
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None

@@ -218,7 +218,7 @@ def train(frames, config: TrainConfig, output: str | Path, metadata: ModelMetada
         raise ConfigError(f'--output must end in .tflite, got {output.name}')
     started = time.monotonic()
     configure_tensorflow(config.threads, config.seed)
-    from donkey_ros.learning.distribute import make_distribution
+    from donkey_ros.learning.distribute import make_distribution, prepare_model
     distribution = make_distribution(config.distribution)
     import keras
 
@@ -283,6 +283,7 @@ def train(frames, config: TrainConfig, output: str | Path, metadata: ModelMetada
             metrics = {'steering': [keras.metrics.MeanAbsoluteError(name='mae')]}
         model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=loss,
                       loss_weights=weights, metrics=metrics, jit_compile=config.jit_compile)
+    prepare_model(distribution, model, train_data.element_spec)
     log(f'model: {config.model_type} {config.architecture} ({model.count_params():,} '
         f'parameters), input {metadata.input_width}x{metadata.input_height} from '
         f'{metadata.image_width}x{metadata.image_height} frames cropped '
