@@ -3,7 +3,9 @@
     donkey-ros train data/bags --output models/mypilot.tflite [--type categorical] [--quantize int8]
 
 Frames are paired with the user's commands by the bag dataset reader (drive mode, exclusions and
-throttle filters apply), cropped/resized exactly as the pilot will, and kept in memory. Validation
+throttle filters apply), cropped/resized exactly as the pilot will, and kept in memory, or, for
+data larger than memory (``--data-path``), prepared into a frame cache on disk and streamed.
+Several GPUs or machines train together through tf.distribute (``--workers``). Validation
 is every 5th 10-second block of each recording. Training stops early when validation loss stops
 improving; the best weights are kept (``NAME.keras``) and exported. Next to the model are written:
 ``NAME.json`` (metadata: how the pilot feeds the model, the training summary, this command),
