@@ -1,4 +1,4 @@
-"""DonkeyCar 5.3's `donkey train --type linear` vs `donkey-ros train --arch donkey`, same tub, one run.
+"""DonkeyCar 5.3's `donkey train --type linear` vs `donkey-ros train --arch donkey`, one tub.
 
 1. DonkeyCar 5.3.0 in its own venv (--venv; created with python3.11 and
    `pip install donkeycar==5.3.0 tensorflow==2.15.* albumentations<1.5 numpy<2` when missing;

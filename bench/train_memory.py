@@ -98,8 +98,8 @@ def main(argv: list[str] | None = None) -> int:
                                args.threads, args.train_args.split())
             result['requested'] = count
             results.append(result)
-            print(f"{path:6} {result['frames']:7d} frames: peak RSS {result['peak_rss_gb']:.2f} GB, "
-                  f"wall {result['wall_s']:.0f} s, CPU {result['cpu_s']:.0f} s, "
+            print(f"{path:6} {result['frames']:7d} frames: peak RSS "
+                  f"{result['peak_rss_gb']:.2f} GB, wall {result['wall_s']:.0f} s, CPU {result['cpu_s']:.0f} s, "
                   f"epoch {result['fit_fps']:.0f} frames/s, end to end "
                   f"{result['end_to_end_fps']:.0f} frames/s", flush=True)
 
@@ -115,8 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     small, large = min(args.frames), max(args.frames)
     if ('stream', small) in by and ('stream', large) in by and small != large:
         a, b = by[('stream', small)], by[('stream', large)]
-        print(f"\nstream peak RSS at {b['frames']} frames = {b['peak_rss_gb'] / a['peak_rss_gb']:.2f}x "
-              f"its peak at {a['frames']} frames ({b['peak_rss_gb']:.2f} vs {a['peak_rss_gb']:.2f} GB)")
+        print(f"\nstream peak RSS at {b['frames']} frames = "
+              f"{b['peak_rss_gb'] / a['peak_rss_gb']:.2f}x its peak at {a['frames']} frames ({b['peak_rss_gb']:.2f} vs {a['peak_rss_gb']:.2f} GB)")
     for count in args.frames:
         if ('stream', count) in by and ('memory', count) in by:
             s, m = by[('stream', count)], by[('memory', count)]

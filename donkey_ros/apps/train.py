@@ -23,7 +23,7 @@ import time
 
 from donkey_ros.common.image import parse_size
 from donkey_ros.learning.pipeline import AUGMENTATIONS
-from donkey_ros.learning.streaming import AUTO_MEMORY_LIMIT_MB, DATA_PATHS
+from donkey_ros.learning.streaming import AUTO_MEMORY_LIMIT_MB, DATA_PATHS, SHUFFLE_MB
 from donkey_ros.learning.pipeline import FrameSet
 from donkey_ros.learning.train import NORMALIZATIONS, TrainConfig, train
 from donkey_ros.learning.training_data import counts_text
@@ -158,8 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     scale.add_argument('--frame-cache', default=None, metavar='DIR',
                        help='stream: keep the prepared frames in DIR and reuse them in later '
                             'runs (default: a temporary folder, deleted after training)')
-    scale.add_argument('--shuffle-mb', type=float, default=128.0,
-                       help='stream: shuffle buffer size in MB (default 128)')
+    scale.add_argument('--shuffle-mb', type=float, default=SHUFFLE_MB,
+                       help=f'stream: shuffle buffer size in MB of frames (default {SHUFFLE_MB:g})')
     scale.add_argument('--distribute', dest='distribution', default=TrainConfig().distribution,
                        choices=('auto', 'none', 'mirrored', 'multi-worker'),
                        help='tf.distribute strategy; auto: multi-worker when TF_CONFIG names '

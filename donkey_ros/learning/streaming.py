@@ -45,6 +45,12 @@ CACHE_VERSION = 1
 LABEL_BYTES = 8                    # float32 steering, float32 throttle after the pixels
 DATA_PATHS = ('auto', 'memory', 'stream')
 AUTO_MEMORY_LIMIT_MB = 512
+SHUFFLE_MB = 32.0
+"""Shuffle buffer of the streaming path, in MB of frames (~3300 frames at 80x40: 3 min of driving).
+It costs about 3x that in resident memory (tensor overhead per frame; measured with
+bench/train_memory.py: 128 MB of frames raised the peak by ~400 MB)."""
+PIPELINE_RAM_BUDGET = 64 * 2**20
+"""Bytes tf.data's autotuner may spend on its buffers (the shuffle buffer is apart)."""
 """``--data-path auto`` streams when the preprocessed frames would exceed this."""
 
 
@@ -211,7 +217,7 @@ class StreamedFrames:
     bags: list
     prepared: list                    # BagFrames of this worker's shard, in bag order
     shard: tuple = (0, 1)
-    shuffle_mb: float = 128.0
+    shuffle_mb: float = SHUFFLE_MB
     temporary: Path | None = None     # a cache folder to delete when done
     counts: dict = field(default_factory=dict)
     is_val: list = field(default_factory=list)      # per prepared bag: bool array
@@ -341,7 +347,10 @@ class StreamedFrames:
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = \
             tf.data.experimental.AutoShardPolicy.OFF   # each worker reads its own bags already
-        return data.with_options(options).prefetch(tf.data.AUTOTUNE)
+        # Flat memory: tf.data's autotuner would otherwise grow its buffers during a long epoch
+        # (up to half the RAM); two batches ahead keep the model fed.
+        options.autotune.ram_budget = PIPELINE_RAM_BUDGET
+        return data.with_options(options).prefetch(2)
 
     # numpy --------------------------------------------------------------------------------------
     def iter_frames(self, validation: bool, chunk: int = 256):
@@ -383,7 +392,7 @@ class StreamedFrames:
 
 def stream_bags(paths, config, filters: dict | None = None, drop_off_track: bool = True,
                 cache: str | Path | None = None, shard: tuple = (0, 1), progress: bool = True,
-                shuffle_mb: float = 128.0) -> tuple[StreamedFrames, ModelMetadata, dict]:
+                shuffle_mb: float = SHUFFLE_MB) -> tuple[StreamedFrames, ModelMetadata, dict]:
     """The streaming twin of ``training_data.load_bags``: prepares this worker's bags into the
     frame cache ``cache`` (a temporary folder, deleted by ``close()``, when None); returns
     (frames, metadata, reader counts of this worker's bags).

@@ -52,9 +52,10 @@ def write_report(result, path: Path, summary: dict) -> Path:
     ]
     if summary.get('data_path'):
         workers = summary.get('workers', 1)
-        lines.append(f"- data path: {'streamed from disk' if summary['data_path'] == 'stream' else 'in memory'}"
-                     f" ({summary['data_path']}); {workers} worker{'s' if workers != 1 else ''}, "
-                     f"{summary.get('replicas', 1)} replica(s)")
+        where = 'streamed from disk' if summary['data_path'] == 'stream' else 'in memory'
+        lines.append(f"- data path: {where} ({summary['data_path']}); {workers} "
+                     f"worker{'s' if workers != 1 else ''}, {summary.get('replicas', 1)} "
+                     'replica(s)')
     if summary.get('counts'):
         lines.append(f'- reader counts: {counts_text(summary["counts"])}')
     lines += [
