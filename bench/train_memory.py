@@ -99,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
             result['requested'] = count
             results.append(result)
             print(f"{path:6} {result['frames']:7d} frames: peak RSS "
-                  f"{result['peak_rss_gb']:.2f} GB, wall {result['wall_s']:.0f} s, CPU {result['cpu_s']:.0f} s, "
+                  f"{result['peak_rss_gb']:.2f} GB, wall {result['wall_s']:.0f} s, "
+                  f"CPU {result['cpu_s']:.0f} s, "
                   f"epoch {result['fit_fps']:.0f} frames/s, end to end "
                   f"{result['end_to_end_fps']:.0f} frames/s", flush=True)
 
@@ -116,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     if ('stream', small) in by and ('stream', large) in by and small != large:
         a, b = by[('stream', small)], by[('stream', large)]
         print(f"\nstream peak RSS at {b['frames']} frames = "
-              f"{b['peak_rss_gb'] / a['peak_rss_gb']:.2f}x its peak at {a['frames']} frames ({b['peak_rss_gb']:.2f} vs {a['peak_rss_gb']:.2f} GB)")
+              f"{b['peak_rss_gb'] / a['peak_rss_gb']:.2f}x its peak at {a['frames']} frames "
+              f"({b['peak_rss_gb']:.2f} vs {a['peak_rss_gb']:.2f} GB)")
     for count in args.frames:
         if ('stream', count) in by and ('memory', count) in by:
             s, m = by[('stream', count)], by[('memory', count)]
