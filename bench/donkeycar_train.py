@@ -15,7 +15,7 @@
    code, DonkeyCar's model read with its own conventions).
 
     python bench/donkeycar_train.py [--frames 5000] [--epochs 3] [--batch-size 128]
-        [--variant 'jit=--jit-compile --augment none' ...]
+        [--variant 'lean=--augment none --threads 1' ...]
 """
 from __future__ import annotations
 
@@ -103,10 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--out', default=str(ROOT / 'runs' / 'bench' / 'donkeycar'))
     parser.add_argument('--variant', action='append', default=None, metavar='NAME=OPTIONS',
                         help="a donkey-ros run with these extra train options (repeatable; "
-                             "default: 'plain=' and 'fast=--jit-compile --augment none')")
+                             "default: 'plain=' and 'lean=--augment none --threads 1')")
     args = parser.parse_args(argv)
     variants = [v.split('=', 1) for v in (args.variant or
-                                         ['plain=', 'fast=--jit-compile --augment none'])]
+                                         ['plain=', 'lean=--augment none --threads 1'])]
     import numpy as np
 
     from train_memory import simulated_bags
