@@ -3,7 +3,9 @@
     donkey-ros train data/bags --output models/mypilot.tflite [--type categorical] [--quantize int8]
 
 Frames are paired with the user's commands by the bag dataset reader (drive mode, exclusions and
-throttle filters apply), cropped/resized exactly as the pilot will, and kept in memory. Validation
+throttle filters apply), cropped/resized exactly as the pilot will, and kept in memory, or, for
+data larger than memory (``--data-path``), prepared into a frame cache on disk and streamed.
+Several GPUs or machines train together through tf.distribute (``--workers``). Validation
 is every 5th 10-second block of each recording. Training stops early when validation loss stops
 improving; the best weights are kept (``NAME.keras``) and exported. Next to the model are written:
 ``NAME.json`` (metadata: how the pilot feeds the model, the training summary, this command),
@@ -23,6 +25,8 @@ import time
 
 from donkey_ros.common.image import parse_size
 from donkey_ros.learning.pipeline import AUGMENTATIONS
+from donkey_ros.learning.streaming import AUTO_MEMORY_LIMIT_MB, DATA_PATHS, SHUFFLE_MB
+from donkey_ros.learning.pipeline import FrameSet
 from donkey_ros.learning.train import NORMALIZATIONS, TrainConfig, train
 from donkey_ros.learning.training_data import counts_text
 from donkey_ros.learning.training_data import load_bags as _load_bags
@@ -125,6 +129,8 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
                        help=f'folder of cached stylized frames (default {d.style_cache})')
     group.add_argument('--threads', type=int, default=d.threads,
                        help='CPU threads for TensorFlow')
+    group.add_argument('--jit-compile', action='store_true',
+                       help='XLA-compile the train step (faster for large inputs on CPU)')
 
 
 def config_from_args(args) -> TrainConfig:
@@ -145,6 +151,26 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument('--keep-off-track', action='store_true',
                       help='keep frames the simulator marked off the road')
     add_training_options(parser)
+    scale = parser.add_argument_group('large data and several machines (docs/learning.md)')
+    scale.add_argument('--data-path', choices=DATA_PATHS, default='auto',
+                       help='memory: decode all frames into memory; stream: prepare them into '
+                            'a frame cache on disk and stream it (flat memory); auto (default): '
+                            f'stream above {AUTO_MEMORY_LIMIT_MB} MB of frames or with several '
+                            'workers')
+    scale.add_argument('--frame-cache', default=None, metavar='DIR',
+                       help='stream: keep the prepared frames in DIR and reuse them in later '
+                            'runs (default: a temporary folder, deleted after training)')
+    scale.add_argument('--shuffle-mb', type=float, default=SHUFFLE_MB,
+                       help=f'stream: shuffle buffer size in MB of frames (default {SHUFFLE_MB:g})')
+    scale.add_argument('--distribute', dest='distribution', default=TrainConfig().distribution,
+                       choices=('auto', 'none', 'mirrored', 'multi-worker'),
+                       help='tf.distribute strategy; auto: multi-worker when TF_CONFIG names '
+                            'several workers, mirrored over all GPUs when there are several')
+    scale.add_argument('--workers', default=None, metavar='HOST:PORT,...',
+                       help='all workers of a multi-machine run (writes TF_CONFIG); run the '
+                            'same command on each machine with its --worker-index')
+    scale.add_argument('--worker-index', type=int, default=0,
+                       help="this machine's place in --workers (0 = chief, writes the model)")
     return parser
 
 
@@ -157,18 +183,51 @@ def main(argv: list[str]) -> int:
     config = config_from_args(args)
     filters = filters_from(args)
     started = time.monotonic()
-    frames, metadata, counts = load_bags(args.bags, config, filters,
-                                         drop_off_track=not args.keep_off_track)
-    print(f'read {len(frames)} frames in {time.monotonic() - started:.1f} s '
-          f'({counts_text(counts)})')
-    result = train(frames, config, args.output, metadata, command=command_line(argv),
-                   counts=counts)
+    frames, metadata, counts = read_frames(args, config, filters)
+    print(f'{"prepared" if result_path(frames) == "stream" else "read"} {len(frames)} frames in '
+          f'{time.monotonic() - started:.1f} s ({counts_text(counts)})')
+    try:
+        result = train(frames, config, args.output, metadata, command=command_line(argv),
+                       counts=counts)
+    finally:
+        if hasattr(frames, 'close'):
+            frames.close()
     print_result(result)
     return 0
 
 
+def result_path(frames) -> str:
+    return 'memory' if isinstance(frames, FrameSet) else 'stream'
+
+
+def read_frames(args, config: TrainConfig, filters: dict):
+    """Frames in memory or prepared for streaming (``--data-path``), this worker's share."""
+    from donkey_ros.learning.distribute import cluster_workers, write_tf_config
+    from donkey_ros.learning.streaming import choose_path, first_frame_size, stream_bags
+    from donkey_ros.recording.dataset import find_bags
+
+    if args.workers:
+        write_tf_config(args.workers, args.worker_index)
+    workers, index = cluster_workers()
+    if config.distribution in ('none', 'mirrored'):
+        workers, index = 1, 0
+    transform = frame_transform(config)
+    frame_bytes = 0
+    if args.data_path == 'auto' and transform is None and workers == 1:
+        probe = config.model_metadata(*first_frame_size(find_bags(args.bags), filters))
+        frame_bytes = probe.input_width * probe.input_height * 3
+    path = choose_path(args.data_path, args.bags, frame_bytes, workers, transform=transform)
+    if path == 'memory':
+        return load_bags(args.bags, config, filters, drop_off_track=not args.keep_off_track)
+    return stream_bags(args.bags, config, filters, drop_off_track=not args.keep_off_track,
+                       cache=args.frame_cache, shard=(index, workers),
+                       shuffle_mb=args.shuffle_mb)
+
+
 def print_result(result) -> None:
     """The lines `train` and `loop` print about a ``TrainResult``."""
+    if not result.files:   # a worker other than the chief
+        return
     print(f'\nwrote {", ".join(str(p) for p in result.files)}')
     print(f'validation steering MAE {result.val_steering_mae:.4f} (float32)'
           + (f', {result.int8_steering_mae:.4f} (int8)' if result.int8_path else ''))

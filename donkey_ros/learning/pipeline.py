@@ -157,22 +157,29 @@ def split_by_time(frames: FrameSet, val_fraction: float = 0.2, block_seconds: fl
         raise DataError(f'{len(frames)} frame(s) is too few to train on')
     if not 0.0 < val_fraction < 1.0:
         raise DataError(f'validation fraction {val_fraction} must be between 0 and 1')
-    every = max(2, round(1.0 / val_fraction))
     is_val = np.zeros(len(frames), bool)
     for order, segment in enumerate(np.unique(frames.segments)):
         members = np.flatnonzero(frames.segments == segment)
-        times = frames.times[members]
-        start, span = times.min(), times.max() - times.min()
-        blocks = np.floor((times - start) / block_seconds).astype(int)
-        if blocks.max() + 1 >= every:
-            is_val[members] = (blocks + order) % every == every - 1
-        else:
-            is_val[members] = times >= start + span * (1.0 - val_fraction)
+        is_val[members] = segment_validation(frames.times[members], order, val_fraction,
+                                             block_seconds)
     if not is_val.any():
         is_val[-1] = True
     if is_val.all():
         is_val[0] = False
     return np.flatnonzero(~is_val), np.flatnonzero(is_val)
+
+
+def segment_validation(times: np.ndarray, order: int, val_fraction: float = 0.2,
+                       block_seconds: float = 10.0) -> np.ndarray:
+    """Which frames of one recording (``times``, seconds) are validation frames, the recording
+    being the ``order``-th of the run (see ``split_by_time``, the one rule for both the in-memory
+    and the streaming path)."""
+    every = max(2, round(1.0 / val_fraction))
+    start, span = times.min(), times.max() - times.min()
+    blocks = np.floor((times - start) / block_seconds).astype(int)
+    if blocks.max() + 1 >= every:
+        return (blocks + order) % every == every - 1
+    return times >= start + span * (1.0 - val_fraction)
 
 
 @dataclass(frozen=True)
@@ -288,14 +295,33 @@ def make_dataset(frames: FrameSet, indices: np.ndarray, config: PipelineConfig,
         images_tensor = tf.constant(frames.images)
     steering_all = tf.constant(frames.steering)
     throttle_all = tf.constant(frames.throttle)
+    make_batch = batch_maker(config, training)
+
+    def load(batch_indices):
+        return make_batch(tf.gather(images_tensor, batch_indices),
+                          tf.gather(steering_all, batch_indices),
+                          tf.gather(throttle_all, batch_indices))
+
+    dataset = tf.data.Dataset.from_tensor_slices(np.asarray(indices, np.int64))
+    if training:
+        dataset = dataset.shuffle(len(indices), seed=config.seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(config.batch_size)
+    dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def batch_maker(config: PipelineConfig, training: bool):
+    """The function that turns a batch of uint8 frames and their labels into what the model
+    eats: (normalized, augmented if ``training``) images and the ``steering``/``throttle``
+    targets. The in-memory and the streaming pipelines share it."""
+    import tensorflow as tf
+
     scale = tf.constant(config.input_scale * 255.0, tf.float32)
     offset = tf.constant(config.input_offset, tf.float32)
     categorical = config.model_type == 'categorical'
 
-    def load(batch_indices):
-        images = tf.cast(tf.gather(images_tensor, batch_indices), tf.float32) / 255.0
-        steering = tf.gather(steering_all, batch_indices)
-        throttle = tf.gather(throttle_all, batch_indices)
+    def make(images, steering, throttle):
+        images = tf.cast(images, tf.float32) / 255.0
         if training and config.augment:
             images, steering = augment_batch(images, steering, config)
         images = images * scale + offset
@@ -305,13 +331,7 @@ def make_dataset(frames: FrameSet, indices: np.ndarray, config: PipelineConfig,
         else:
             steering, throttle = steering[:, None], throttle[:, None]
         return images, {'steering': steering, 'throttle': throttle}
-
-    dataset = tf.data.Dataset.from_tensor_slices(np.asarray(indices, np.int64))
-    if training:
-        dataset = dataset.shuffle(len(indices), seed=config.seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(config.batch_size)
-    dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    return make
 
 
 def representative_frames(frames: FrameSet, count: int = 200, seed: int = 0) -> np.ndarray:

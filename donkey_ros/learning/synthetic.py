@@ -41,3 +41,27 @@ def lane_samples(count: int, seed: int = 0, width: int = 160, height: int = 120,
         steering = float(np.clip(0.97 * steering + rng.normal(0, 0.08), -1.0, 1.0))
         throttle = 0.3 + 0.2 * (1.0 - abs(steering))
         yield lane_frame(steering, width, height, rng), steering, throttle, i / fps
+
+
+def write_lane_bag(path, count: int, seed: int = 0, width: int = 160, height: int = 120,
+                   fps: float = 20.0, start_ns: int = 1_700_000_000_000_000_000):
+    """Writes ``lane_samples`` as a bag a recorder could have written (camera frames and the
+    ``user/cmd`` in force, stamped together; drive mode 'user'); returns the bag path."""
+    from pathlib import Path
+
+    from donkey_ros.common import topics
+    from donkey_ros.recording import messages
+    from donkey_ros.recording.writer import BagWriter
+
+    path = Path(path)
+    with BagWriter(path) as writer:
+        image_topic = messages.add_topic(writer, topics.IMAGE)
+        cmd_topic = messages.add_topic(writer, topics.USER_CMD)
+        mode_topic = messages.add_topic(writer, topics.DRIVE_MODE)
+        messages.write(writer, mode_topic, start_ns, messages.string('user'))
+        for image, steering, throttle, t in lane_samples(count, seed, width, height, fps):
+            stamp = start_ns + int(round(t * 1e9))
+            messages.write(writer, cmd_topic, stamp,
+                           messages.twist_stamped(stamp, steering, throttle))
+            messages.write(writer, image_topic, stamp, messages.image(stamp, image))
+    return path

@@ -54,6 +54,8 @@ class TrainConfig:
     quantize: str = 'none'             # 'none' or 'int8' (int8 is written in addition to float)
     seed: int = 0
     threads: int = 2
+    distribution: str = 'auto'         # tf.distribute: auto, none, mirrored, multi-worker
+    jit_compile: bool = False          # XLA-compile the train step (faster on CPU for big inputs)
     verbose: int | None = None         # Keras progress: 0 silent, 1 bar, 2 a line per epoch;
     #                                    None: a bar on a terminal, a line per epoch in logs
     style_augment: tuple = ()          # styles for stylized copies of frames (docs/style.md)
@@ -114,6 +116,8 @@ class TrainResult:
     int8_steering_mae: float | None = None
     int8_throttle_mae: float | None = None
     files: list = field(default_factory=list)
+    data_path: str = 'memory'
+    workers: int = 1
 
 
 # --- training ----------------------------------------------------------------------------------
@@ -143,12 +147,64 @@ def _steering_mae_metric(values: np.ndarray):
     return mae
 
 
-def train(frames: FrameSet, config: TrainConfig, output: str | Path, metadata: ModelMetadata,
+class Progress:
+    """A line per epoch with frames/s and the time left (at most ``epochs``; early stopping
+    may end sooner). Built as a Keras callback by ``progress_callback``."""
+
+    def __init__(self, epochs: int, train_frames: int, log=print) -> None:
+        self.epochs, self.train_frames, self.log = epochs, train_frames, log
+        self.started = self.epoch_started = 0.0
+
+    def begin(self) -> None:
+        self.started = time.monotonic()
+
+    def epoch_begin(self) -> None:
+        self.epoch_started = time.monotonic()
+
+    def epoch_end(self, epoch: int, logs: dict | None) -> str:
+        now = time.monotonic()
+        rate = self.train_frames / max(1e-9, now - self.epoch_started)
+        done = epoch + 1
+        left = (now - self.started) / done * (self.epochs - done)
+        logs = logs or {}
+        losses = ', '.join(f'{k} {logs[k]:.4f}' for k in ('loss', 'val_loss') if k in logs)
+        line = (f'epoch {done}/{self.epochs}: {rate:,.0f} frames/s, '
+                f'{format_seconds(left)} left at most' + (f' ({losses})' if losses else ''))
+        self.log(line)
+        return line
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f'{seconds} s'
+    if seconds < 3600:
+        return f'{seconds // 60} min {seconds % 60:02d} s'
+    return f'{seconds // 3600} h {seconds % 3600 // 60:02d} min'
+
+
+def progress_callback(progress: Progress):
+    import keras
+
+    class Callback(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            progress.begin()
+
+        def on_epoch_begin(self, epoch, logs=None):
+            progress.epoch_begin()
+
+        def on_epoch_end(self, epoch, logs=None):
+            progress.epoch_end(epoch, logs)
+    return Callback()
+
+
+def train(frames, config: TrainConfig, output: str | Path, metadata: ModelMetadata,
           command: str = '', counts: dict | None = None, log=print) -> TrainResult:
     """Trains on ``frames`` (already preprocessed for ``metadata``) and exports the model.
 
     Args:
-        frames: training + validation frames.
+        frames: training + validation frames: a ``FrameSet`` in memory, or the
+            ``streaming.StreamedFrames`` of ``streaming.stream_bags`` (frames on disk).
         config: training choices.
         output: the ``.tflite`` path to write (other files go next to it).
         metadata: from ``config.model_metadata`` (what the frames were preprocessed for).
@@ -162,16 +218,27 @@ def train(frames: FrameSet, config: TrainConfig, output: str | Path, metadata: M
         raise ConfigError(f'--output must end in .tflite, got {output.name}')
     started = time.monotonic()
     configure_tensorflow(config.threads, config.seed)
+    from donkey_ros.learning.distribute import make_distribution, prepare_model
+    distribution = make_distribution(config.distribution)
     import keras
 
     from donkey_ros.learning import export, models
     from donkey_ros.learning.inference import bin_values
     from donkey_ros.learning.pipeline import make_dataset
 
-    train_idx, val_idx = split_by_time(frames, config.val_fraction, config.block_seconds)
+    streamed = not isinstance(frames, FrameSet)
+    data_path = 'stream' if streamed else 'memory'
+    if streamed:
+        n_train, n_val = frames.split(config.val_fraction, config.block_seconds,
+                                      distribution.sum_over_workers)
+        train_idx = val_idx = None
+    else:
+        train_idx, val_idx = split_by_time(frames, config.val_fraction, config.block_seconds)
+        n_train, n_val = len(train_idx), len(val_idx)
     log(f'data: {len(frames)} frames ({frames.seconds:.0f} s from {len(frames.sources)} '
-        f'recording(s)): {len(train_idx)} train, {len(val_idx)} validation '
-        f'(every {max(2, round(1 / config.val_fraction))}th {config.block_seconds:g} s block)')
+        f'recording(s)): {n_train} train, {n_val} validation '
+        f'(every {max(2, round(1 / config.val_fraction))}th {config.block_seconds:g} s block); '
+        f'{"streamed from disk" if streamed else "in memory"}; {distribution.describe()}')
     spec = models.ModelSpec(
         model_type=config.model_type, architecture=config.architecture,
         input_height=metadata.input_height, input_width=metadata.input_width,
@@ -184,19 +251,39 @@ def train(frames: FrameSet, config: TrainConfig, output: str | Path, metadata: M
         throttle_bins=config.throttle_bins, throttle_range=tuple(config.throttle_range),
         seed=config.seed).check()
     import tensorflow as tf
-    images = tf.constant(frames.images)
-    train_data = make_dataset(frames, train_idx, pipeline, training=True, images_tensor=images)
-    val_data = make_dataset(frames, val_idx, pipeline, training=False, images_tensor=images)
-
-    model = models.training_model(spec)
-    loss, weights = models.losses(spec, config.throttle_weight)
-    if config.model_type == 'categorical':
-        metrics = {'steering': [_steering_mae_metric(
-            bin_values(config.steering_bins, (-1.0, 1.0)))]}
+    several = distribution.workers > 1
+    steps = {}
+    if several:   # every worker must take the same number of steps: repeat and count them
+        steps = {'steps_per_epoch': max(1, n_train // config.batch_size),
+                 'validation_steps': max(1, math.ceil(n_val / config.batch_size))}
+    if streamed:
+        train_data = frames.dataset(pipeline, validation=False, training=True, repeat=several)
+        val_data = frames.dataset(pipeline, validation=True, training=False, repeat=several)
     else:
-        metrics = {'steering': [keras.metrics.MeanAbsoluteError(name='mae')]}
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=loss,
-                  loss_weights=weights, metrics=metrics)
+        images = tf.constant(frames.images)
+        worker, workers = distribution.shard
+        train_data = make_dataset(frames, train_idx[worker::workers], pipeline, training=True,
+                                  images_tensor=images)
+        val_data = make_dataset(frames, val_idx[worker::workers] if several else val_idx,
+                                pipeline, training=False, images_tensor=images)
+        if several:
+            options = tf.data.Options()
+            options.experimental_distribute.auto_shard_policy = \
+                tf.data.experimental.AutoShardPolicy.OFF
+            train_data = train_data.repeat().with_options(options)
+            val_data = val_data.repeat().with_options(options)
+
+    with distribution.strategy.scope():
+        model = models.training_model(spec)
+        loss, weights = models.losses(spec, config.throttle_weight)
+        if config.model_type == 'categorical':
+            metrics = {'steering': [_steering_mae_metric(
+                bin_values(config.steering_bins, (-1.0, 1.0)))]}
+        else:
+            metrics = {'steering': [keras.metrics.MeanAbsoluteError(name='mae')]}
+        model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=loss,
+                      loss_weights=weights, metrics=metrics, jit_compile=config.jit_compile)
+    prepare_model(distribution, model, train_data.element_spec)
     log(f'model: {config.model_type} {config.architecture} ({model.count_params():,} '
         f'parameters), input {metadata.input_width}x{metadata.input_height} from '
         f'{metadata.image_width}x{metadata.image_height} frames cropped '
@@ -204,8 +291,13 @@ def train(frames: FrameSet, config: TrainConfig, output: str | Path, metadata: M
         f'{", ".join(config.augment) or "none"}')
 
     checkpoint = output.with_suffix('.keras')
+    if not distribution.is_chief:   # only the chief writes the model; the others a scratch copy
+        import tempfile
+        checkpoint = Path(tempfile.mkdtemp(prefix='donkey_ros_worker_')) / checkpoint.name
     output.parent.mkdir(parents=True, exist_ok=True)
-    callbacks = [
+    verbose = config.verbose if config.verbose is not None else (1 if sys.stdout.isatty() else 2)
+    callbacks = [progress_callback(Progress(config.epochs, n_train, log))] if verbose else []
+    callbacks += [
         keras.callbacks.EarlyStopping(monitor='val_loss', patience=config.patience,
                                       min_delta=config.min_delta, restore_best_weights=True),
         keras.callbacks.ModelCheckpoint(str(checkpoint), monitor='val_loss', save_best_only=True),
@@ -215,9 +307,7 @@ def train(frames: FrameSet, config: TrainConfig, output: str | Path, metadata: M
     import warnings
     warnings.filterwarnings('ignore', message='.*`shuffle=True` was passed.*')
     fit = model.fit(train_data, validation_data=val_data, epochs=config.epochs,
-                    callbacks=callbacks,
-                    verbose=config.verbose if config.verbose is not None
-                    else (1 if sys.stdout.isatty() else 2))
+                    callbacks=callbacks, verbose=verbose, **steps)
     history = {k: [float(v) for v in values] for k, values in fit.history.items()}
     val_losses = history.get('val_loss', [math.nan])
     best = int(np.nanargmin(val_losses))
@@ -226,8 +316,10 @@ def train(frames: FrameSet, config: TrainConfig, output: str | Path, metadata: M
         + (f', val steering MAE {history[mae_key][best]:.4f}' if mae_key else ''))
 
     summary = {
-        'frames': len(frames), 'train_frames': int(len(train_idx)),
-        'val_frames': int(len(val_idx)), 'recordings': list(frames.sources),
+        'frames': len(frames), 'train_frames': int(n_train),
+        'val_frames': int(n_val), 'recordings': list(frames.sources),
+        'data_path': data_path, 'workers': distribution.workers,
+        'replicas': distribution.replicas,
         'seconds_of_driving': round(frames.seconds, 1), 'epochs': len(val_losses),
         'best_epoch': best + 1, 'val_loss': round(float(val_losses[best]), 6),
         'config': _jsonable(asdict(config)), 'counts': counts or {},
@@ -235,22 +327,29 @@ def train(frames: FrameSet, config: TrainConfig, output: str | Path, metadata: M
     metadata = replace(
         metadata, training=summary, command=command,
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'))
+    if not distribution.is_chief:
+        log(f'worker {distribution.worker_index} done (the chief, worker 0, writes the model)')
+        return TrainResult(output, metadata, history, len(val_losses), best + 1,
+                           float(val_losses[best]), math.nan, math.nan, n_train, n_val,
+                           time.monotonic() - started, data_path=data_path,
+                           workers=distribution.workers)
     pilot = models.inference_model(model, spec)
     log(f'exporting {output} (float32)')
     exported = {output: (export.export_bytes(pilot, metadata, 'float32'), 'float32')}
     export.write_model(output, exported[output][0], metadata)
     files = [output, output.with_suffix('.json'), checkpoint]
     result = TrainResult(output, metadata, history, len(val_losses), best + 1,
-                         float(val_losses[best]), math.nan, math.nan, len(train_idx),
-                         len(val_idx), 0.0, files=files)
+                         float(val_losses[best]), math.nan, math.nan, n_train,
+                         n_val, 0.0, files=files, data_path=data_path,
+                         workers=distribution.workers)
     result.val_steering_mae, result.val_throttle_mae = tflite_errors(output, frames, val_idx)
     if config.quantize == 'int8':
         from donkey_ros.learning.pipeline import representative_frames
         path = export.int8_path(output)
-        log(f'exporting {path} (int8, calibrated on {min(200, len(train_idx))} training frames)')
-        exported[path] = (export.export_bytes(
-            pilot, metadata, 'int8',
-            representative_frames(frames.subset(train_idx), seed=config.seed)), 'int8')
+        log(f'exporting {path} (int8, calibrated on {min(200, n_train)} training frames)')
+        calibration = (frames.representative(seed=config.seed) if streamed else
+                       representative_frames(frames.subset(train_idx), seed=config.seed))
+        exported[path] = (export.export_bytes(pilot, metadata, 'int8', calibration), 'int8')
         export.write_model(path, exported[path][0], replace(metadata, quantization='int8'))
         result.int8_path = path
         result.int8_steering_mae, result.int8_throttle_mae = tflite_errors(path, frames, val_idx)
@@ -276,18 +375,25 @@ def _jsonable(values: dict) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
 
 
-def tflite_errors(path: Path, frames: FrameSet, indices: np.ndarray) -> tuple[float, float]:
-    """Mean |steering error| and |throttle error| of the exported model on frames."""
+def tflite_errors(path: Path, frames, indices: np.ndarray | None) -> tuple[float, float]:
+    """Mean |steering error| and |throttle error| of the exported model on frames: the
+    ``indices`` of a ``FrameSet``, or the validation frames of ``StreamedFrames`` (None)."""
     from donkey_ros.learning.inference import ModelRunner
 
     runner = ModelRunner(path, threads=1)
-    steering = np.empty(len(indices))
-    throttle = np.empty(len(indices))
-    for k, i in enumerate(indices):
-        steering[k], throttle[k] = runner.predict_pixels(frames.images[i])
-    steering = np.clip(steering, -1, 1)
-    throttle = np.clip(throttle, -1, 1)
-    return (float(np.mean(np.abs(steering - frames.steering[indices]))),
-            float(np.mean(np.abs(throttle - frames.throttle[indices]))))
+    if isinstance(frames, FrameSet):
+        chunks = [(frames.images[indices], frames.steering[indices], frames.throttle[indices])]
+    else:
+        chunks = frames.iter_frames(validation=True)
+    steering_error = throttle_error = 0.0
+    count = 0
+    for images, steering, throttle in chunks:
+        for image, steer, gas in zip(images, steering, throttle):
+            guess_steering, guess_throttle = runner.predict_pixels(image)
+            steering_error += abs(float(np.clip(guess_steering, -1, 1)) - float(steer))
+            throttle_error += abs(float(np.clip(guess_throttle, -1, 1)) - float(gas))
+            count += 1
+    count = max(1, count)
+    return steering_error / count, throttle_error / count
 
 

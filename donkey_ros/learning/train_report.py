@@ -50,6 +50,12 @@ def write_report(result, path: Path, summary: dict) -> Path:
         f'{len(summary["recordings"])} recording(s); {result.train_frames} train / '
         f'{result.val_frames} validation (contiguous time blocks)',
     ]
+    if summary.get('data_path'):
+        workers = summary.get('workers', 1)
+        where = 'streamed from disk' if summary['data_path'] == 'stream' else 'in memory'
+        lines.append(f"- data path: {where} ({summary['data_path']}); {workers} "
+                     f"worker{'s' if workers != 1 else ''}, {summary.get('replicas', 1)} "
+                     'replica(s)')
     if summary.get('counts'):
         lines.append(f'- reader counts: {counts_text(summary["counts"])}')
     lines += [
