@@ -11,15 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
-from std_srvs.srv import SetBool
 
 from donkey_ros.common import qos
 from donkey_ros.common.image import array_to_image
 from donkey_ros.recording.recorder import Recorder, RecorderConfig, bytes_on_disk
 from donkey_ros.recording.recorder_node import RecorderNode
 from test_bag_independent import check_metadata, read_bag
+from test_recorder import call, params
 
 
 @contextlib.contextmanager
@@ -38,16 +37,6 @@ def tmpfs(path: Path, size: str, read_only: bool = False):
         subprocess.run(['umount', '-l', str(path)], check=False)
 
 
-def params(**values):
-    return [Parameter(k, value=v) for k, v in values.items()]
-
-
-def call(graph, name: str, value: bool):
-    client = graph.node('client').create_client(SetBool, name)
-    assert client.wait_for_service(timeout_sec=5.0)
-    future = client.call_async(SetBool.Request(data=value))
-    assert graph.wait_for(future.done, timeout=10.0)
-    return future.result()
 
 
 class Car:

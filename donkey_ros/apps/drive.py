@@ -8,12 +8,12 @@ together and the expert drives ``--laps`` laps; the summary lists lap times and 
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from dataclasses import dataclass, field
 
 from rclpy.parameter import Parameter
 
+from donkey_ros.common.argtypes import seconds, whole_number
 from donkey_ros.common.runner import NodeFactory, run_nodes
 from donkey_ros.control.mux import MODES
 from donkey_ros.resources import config_file
@@ -65,35 +65,13 @@ class Progress:
         return '\n'.join(lines)
 
 
-def _count(text: str) -> int:
-    """argparse type: an integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f'{value} is negative (0 = no limit)')
-    return value
-
-
-def _seconds(text: str) -> float:
-    """argparse type: a finite number of seconds >= 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds") from None
-    if not (value >= 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f'{text} must be a finite number >= 0 (0 = no limit)')
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog='donkey-ros drive', description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--laps', type=_count, default=3,
+    parser.add_argument('--laps', type=whole_number(0, note='0 = no limit'), default=3,
                         help='stop after this many laps (0 = no limit)')
-    parser.add_argument('--duration', type=_seconds, default=0.0,
+    parser.add_argument('--duration', type=seconds, default=0.0,
                         help='stop after this many seconds (0 = no limit)')
     parser.add_argument('--track', default=None, help='shipped track name or track YAML path')
     parser.add_argument('--mode', choices=MODES, default='user',

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from donkey_ros.common.argtypes import whole_number
 from donkey_ros.sim.renderer import render_top_down
 from donkey_ros.sim.simulator import Simulator
 from donkey_ros.sim.track import load_track, shipped_tracks
@@ -61,28 +62,6 @@ def sim_frame(track: str = 'oval', width: int = 320, height: int = 240,
     return sim.render()
 
 
-def _side(text: str) -> int:
-    """argparse type: a picture side, 16-4000 pixels (the raster bound allows 4000x4000)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of pixels") from None
-    if not 16 <= value <= 4000:
-        raise argparse.ArgumentTypeError(f'{value} is outside 16-4000 pixels')
-    return value
-
-
-def _count(text: str) -> int:
-    """argparse type: how many tracks to generate, 1-10000."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-    if not 1 <= value <= 10000:
-        raise argparse.ArgumentTypeError(f'{value} is outside 1-10000')
-    return value
-
-
 def main(argv: list[str] | None = None) -> int:
     """Command line: ``donkey-ros tracks [--out DIR] [--track NAME_OR_PATH ...]`` or
     ``donkey-ros tracks --generate N [--seed S] [--out DIR]``."""
@@ -90,13 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--out', default=None,
                         help='output folder (default: track_pictures, or generated_tracks with '
                              '--generate)')
-    parser.add_argument('--generate', type=_count, metavar='N',
+    parser.add_argument('--generate', type=whole_number(1, 10000), metavar='N',
                         help='write N generated track files (gen_<seed>.yaml) instead of pictures')
     parser.add_argument('--seed', type=int, default=0,
                         help='first seed of --generate (track i uses seed S + i)')
     parser.add_argument('--track', action='append', dest='tracks',
                         help='a track name or YAML path (repeatable; default: all shipped)')
-    parser.add_argument('--size', type=_side, default=800,
+    parser.add_argument('--size', type=whole_number(16, 4000, 'whole number of pixels'), default=800,
                         help='top-down picture size along its longer side, pixels (16-4000)')
     args = parser.parse_args(argv)
     if args.generate:
