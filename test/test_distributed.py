@@ -13,9 +13,9 @@ from donkey_ros.learning.synthetic import write_lane_bag
 
 pytest.importorskip('tensorflow')
 ROOT = Path(__file__).resolve().parent.parent
-TOLERANCE = 0.1
+TOLERANCE = 0.12
 """Steering MAE (steering in [-1, 1]) on a held-out bag by which two workers' model may differ from
-one worker's: the shuffles differ (a Jazzy-leg run measured 0.059 for one worker, 0.141 for two;
+one worker's: the shuffles differ (Jazzy-leg runs measured 0.059 vs 0.141 and 0.129 vs 0.066;
 a constant steering scores ~0.3)."""
 
 
