@@ -61,13 +61,14 @@ def main(argv: list[str] | None = None) -> int:
                         help='queue_timeout of the node (long: waiting requests run in turn)')
     args = parser.parse_args(argv)
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-    width, height = (int(v) for v in args.size.lower().split('x'))
 
     import rclpy
     from donkey_ros_interfaces.srv import Stylize
     from rclpy.executors import SingleThreadedExecutor
 
-    from donkey_ros.common.image import array_to_image
+    from donkey_ros.common.image import array_to_image, parse_size
+
+    width, height = parse_size(args.size)
 
     namespace = f'/membench{os.getpid()}'
     command = [sys.executable, '-c', 'from donkey_ros.style.style_node import main; main()',

@@ -25,6 +25,7 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, \
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.signals import SignalHandlerOptions
 
+from donkey_ros.common.distro import rclpy_version
 from donkey_ros.common.errors import ConfigError, DonkeyRosError
 
 EXECUTORS = ('auto', 'events', 'single')
@@ -60,8 +61,9 @@ def executor_kind(kind: str | None = None) -> str:
                           f'from --executor or ${EXECUTOR_ENV})')
     available = events_executor_class() is not None
     if kind == 'events' and not available:
-        raise ConfigError(f'this rclpy ({_rclpy_version()}) has no EventsExecutor '
-                          '(ROS 2 Kilted has it); use --executor single')
+        version = rclpy_version() or 'version unknown'
+        raise ConfigError(f'this rclpy ({version}) has no EventsExecutor (ROS 2 Kilted has it); '
+                          'use --executor single')
     if kind == 'auto':
         return 'events' if available else 'single'
     return kind
@@ -99,14 +101,6 @@ def make_executor(kind: str | None = None, context=None, nodes: Sequence = ()):
     if executor_kind(kind) == 'events' and not any(map(events_unsupported, nodes)):
         return events_executor_class()(context=context)
     return SingleThreadedExecutor(context=context)
-
-
-def _rclpy_version() -> str:
-    from importlib import metadata
-    try:
-        return f'rclpy {metadata.version("rclpy")}'
-    except metadata.PackageNotFoundError:
-        return 'rclpy'
 
 
 class Shutdown:
