@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--record', action='store_true',
                         help='run the recorder in this process too')
     parser.add_argument('--executor', choices=EXECUTORS, default=None,
-                        help="rclpy executor: events (Kilted's EventsExecutor), single, or auto "
+                        help="rclpy executor: events (rclpy's EventsExecutor), single, or auto "
                              '(events where rclpy has it); default $DONKEY_ROS_EXECUTOR or single')
     return parser
 

@@ -39,7 +39,8 @@ busy-loops in ``spin()`` and ``spin_once()`` without one and then delivers no me
 
 
 def events_executor_class():
-    """rclpy's EventsExecutor class (ROS 2 Kilted, rclpy >= 9), or None where rclpy lacks it."""
+    """rclpy's EventsExecutor (``rclpy.experimental``; Kilted 9.1 and Jazzy 7.1.5 wheels have it),
+    or None where rclpy lacks it."""
     try:
         from rclpy.experimental import EventsExecutor
     except ImportError:
@@ -62,7 +63,7 @@ def executor_kind(kind: str | None = None) -> str:
     available = events_executor_class() is not None
     if kind == 'events' and not available:
         version = rclpy_version() or 'version unknown'
-        raise ConfigError(f'this rclpy ({version}) has no EventsExecutor (ROS 2 Kilted has it); '
+        raise ConfigError(f'this rclpy ({version}) has no EventsExecutor (rclpy.experimental); '
                           'use --executor single')
     if kind == 'auto':
         return 'events' if available else 'single'
