@@ -30,6 +30,20 @@ MAX_MESSAGE = 4096
 MAX_DEPTH = 4
 """Deepest JSON nesting accepted (client messages are flat objects): deeper is refused before
 parsing, so a nested list never reaches the recursive JSON parser."""
+MAX_FRAME = MAX_MESSAGE * 4
+"""Largest WebSocket frame the server reads; a larger one closes the connection with 1009."""
+
+NORMAL_CLOSE_CODES = frozenset({1000, 1001})
+"""WebSocket close codes of an ordinary goodbye (closed, page navigated away)."""
+_CLOSE_REASONS = {
+    1002: 'protocol error', 1003: 'unsupported data', 1006: 'connection lost',
+    1007: 'invalid text', 1008: 'policy violation',
+    1009: f'message over {MAX_FRAME} bytes', 1011: 'server error'}
+
+
+def close_reason(code: int) -> str:
+    """Words for a WebSocket close code, for the one log line that says why a page went away."""
+    return _CLOSE_REASONS.get(code, 'abnormal close')
 
 
 class ProtocolError(DonkeyRosError):

@@ -34,7 +34,8 @@ from donkey_ros.common.image import encode_jpeg
 from donkey_ros.web.access import (COOKIE, HostCheck, access_allowed, host_header_allowed,
                                    needs_token, origin_allowed, page_urls, token_matches)
 from donkey_ros.web.access import is_loopback
-from donkey_ros.web.protocol import MAX_MESSAGE, Message, ProtocolError, parse_message
+from donkey_ros.web.protocol import (MAX_FRAME, NORMAL_CLOSE_CODES, Message, ProtocolError,
+                                     close_reason, parse_message)
 
 STATIC_DIR = Path(__file__).resolve().parent / 'static'
 BOUNDARY = 'donkeyframe'
@@ -354,13 +355,14 @@ class WebServer:
 
     # --- WebSocket -----------------------------------------------------------------------------
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(heartbeat=2.0, compress=False, max_msg_size=MAX_MESSAGE * 4)
+        ws = web.WebSocketResponse(heartbeat=2.0, compress=False, max_msg_size=MAX_FRAME)
         await ws.prepare(request)
         conn = Connection(next(self._ids), request.remote or '?')
         self._clients[conn] = ws
         self._watch(+1)
         self.log.info(f'page connected from {conn.peer} (#{conn.id}, {len(self._clients)} open)')
         sender = asyncio.ensure_future(self._send_frames(ws))
+        error: BaseException | None = None
         try:
             await ws.send_str(json.dumps({'type': 'status', **self.status()}))
             async for msg in ws:
@@ -370,7 +372,7 @@ class WebServer:
                     self.bad_messages += 1
                     self._warn('binary', f'ignored a binary message from {conn.peer}')
                 elif msg.type == WSMsgType.ERROR:
-                    self._warn('wserror', f'WebSocket error from {conn.peer}: {ws.exception()}')
+                    error = msg.data if isinstance(msg.data, Exception) else ws.exception()
                     break
         except (ConnectionError, asyncio.CancelledError):
             pass
@@ -378,7 +380,16 @@ class WebServer:
             sender.cancel()
             self._clients.pop(conn, None)
             self._watch(-1)
-            self.log.info(f'page disconnected: {conn.peer} (#{conn.id})')
+            # One line per disconnect; a warning with the reason when it was not a goodbye. aiohttp
+            # may close (1009 for an oversized frame) without handing the loop an ERROR message,
+            # so the close code stands in when there is no error.
+            code = ws.close_code
+            if error is not None or (code is not None and code not in NORMAL_CLOSE_CODES):
+                why = error if error is not None else close_reason(code)
+                self.log.warning(f'page disconnected: {conn.peer} (#{conn.id}): {why} '
+                                 f'(close code {code})')
+            else:
+                self.log.info(f'page disconnected: {conn.peer} (#{conn.id})')
             try:
                 self.on_disconnect(conn)
             except Exception as error:  # the owner's failsafe must be reported, not lost
