@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -62,26 +61,26 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
 
-    import rclpy
-    from donkey_ros_interfaces.srv import Stylize
-    from rclpy.executors import SingleThreadedExecutor
-
-    from donkey_ros.common.image import array_to_image, parse_size
+    from donkey_ros.common.image import parse_size
+    from style_client import style_service
 
     width, height = parse_size(args.size)
 
     namespace = f'/membench{os.getpid()}'
-    command = [sys.executable, '-c', 'from donkey_ros.style.style_node import main; main()',
-               '--ros-args', '-r', f'__ns:={namespace}', '-p', "warmup_sizes:=['160x120']",
-               '-p', 'threads:=1', '-p', f'queue_timeout:={args.queue_timeout}']
+    params = ["warmup_sizes:=['160x120']", 'threads:=1', f'queue_timeout:={args.queue_timeout}']
     if args.budget is not None:
-        command += ['-p', f'memory_budget_mb:={args.budget}']
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    rclpy.init()
-    node = rclpy.create_node('style_memory_bench', namespace=namespace)
-    client = node.create_client(Stylize, 'stylize')
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
+        params.append(f'memory_budget_mb:={args.budget}')
+    with style_service(namespace, params, 'style_memory_bench', stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL) as service:
+        return measure(args, service, width, height)
+
+
+def measure(args: argparse.Namespace, service, width: int, height: int) -> int:
+    from donkey_ros_interfaces.srv import Stylize
+
+    from donkey_ros.common.image import array_to_image
+
+    process, client, executor = service.process, service.client, service.executor
 
     def send(count: int, w: int, h: int) -> list:
         rng = np.random.default_rng(0)
@@ -112,29 +111,22 @@ def main(argv: list[str] | None = None) -> int:
             print(f'    refused: {message}')
         return refused[0] if refused else ''
 
-    try:
-        if not client.wait_for_service(timeout_sec=120):
-            print('the style_transfer node did not start')
-            return 1
-        time.sleep(1.0)
-        idle = status(process.pid)
-        print(f'node idle: resident {idle["VmRSS"]:.0f} MB (peak so far {idle["VmHWM"]:.0f} MB); '
-              f'budget {args.budget if args.budget is not None else "default"} MB, '
-              f'{os.cpu_count()} CPU(s)')
-        refused = phase('one request', 1, width, height)
-        phase(f'{args.parallel} in parallel', args.parallel, width, height)
-        fits = re.search(r'at most (\d+)x(\d+) fits', refused)
-        if fits:
-            w, h = int(fits.group(1)), int(fits.group(2))
-            phase('one request at the largest size that fits', 1, w, h)
-            phase(f'{args.parallel} in parallel at that size', args.parallel, w, h)
-        return 0
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            process.wait(timeout=30)
+    if not client.wait_for_service(timeout_sec=120):
+        print('the style_transfer node did not start')
+        return 1
+    time.sleep(1.0)
+    idle = status(process.pid)
+    print(f'node idle: resident {idle["VmRSS"]:.0f} MB (peak so far {idle["VmHWM"]:.0f} MB); '
+          f'budget {args.budget if args.budget is not None else "default"} MB, '
+          f'{os.cpu_count()} CPU(s)')
+    refused = phase('one request', 1, width, height)
+    phase(f'{args.parallel} in parallel', args.parallel, width, height)
+    fits = re.search(r'at most (\d+)x(\d+) fits', refused)
+    if fits:
+        w, h = int(fits.group(1)), int(fits.group(2))
+        phase('one request at the largest size that fits', 1, w, h)
+        phase(f'{args.parallel} in parallel at that size', args.parallel, w, h)
+    return 0
 
 
 if __name__ == '__main__':

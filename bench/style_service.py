@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -27,14 +26,6 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'
 
 SIZES = ((160, 120), (640, 480))
 GOAL = 1.15
-
-
-def start_node(namespace: str, threads: int) -> subprocess.Popen:
-    sizes = '[' + ','.join(f"'{w}x{h}'" for w, h in SIZES) + ']'
-    return subprocess.Popen(
-        [sys.executable, '-m', 'donkey_ros.style.style_node', '--ros-args', '-r',
-         f'__ns:={namespace}', '-p', f'warmup_sizes:={sizes}', '-p', f'threads:={threads}'],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,23 +39,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
 
-    import rclpy
     from donkey_ros_interfaces.srv import Stylize
-    from rclpy.executors import SingleThreadedExecutor
 
     from donkey_ros.common.image import array_to_image, image_to_array
-    from donkey_ros.style.networks import MultiStyleNetwork, builtin_models_dir, onnx_session
     from donkey_ros.sim.pictures import sim_frame
+    from donkey_ros.style.networks import MultiStyleNetwork, builtin_models_dir, onnx_session
     from donkey_ros.style.stylizer import Stylizer
+    from style_client import style_service
 
-    namespace = f'/bench{os.getpid()}'
-    process = start_node(namespace, args.threads)
-    rclpy.init()
-    node = rclpy.create_node('style_bench', namespace=namespace)
-    client = node.create_client(Stylize, 'stylize')
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
+    sizes = '[' + ','.join(f"'{w}x{h}'" for w, h in SIZES) + ']'
+    with style_service(f'/bench{os.getpid()}', [f'warmup_sizes:={sizes}',
+                                                f'threads:={args.threads}'],
+                       'style_bench', stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True) as bench:
+        process, client, executor = bench.process, bench.client, bench.executor
         print('starting the style_transfer node (loads and warms up its networks)...', flush=True)
         if not client.wait_for_service(timeout_sec=60):
             print(process.stdout.read() if process.poll() is not None else 'no service')
@@ -122,12 +110,6 @@ def main(argv: list[str] | None = None) -> int:
             plot(results, args.plot, args.runs)
             print(f'wrote {args.plot}')
         return 0
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            process.wait(timeout=15)
 
 
 def plot(results, path: str, runs: int) -> None:
