@@ -16,7 +16,7 @@ from rclpy.node import Node
 from donkey_ros.actuation.backends import BACKENDS, ActuatorError, open_output
 from donkey_ros.actuation.controller import ActuatorController, Applied, ReverseSequence
 from donkey_ros.actuation.pwm import Calibration, PwmMapping, us_to_ticks
-from donkey_ros.common import qos
+from donkey_ros.common import intra, qos
 from donkey_ros.common.clock import create_steady_timer, steady_now
 from donkey_ros.common.command import CommandError, command_from_msg, command_to_msg
 from donkey_ros.common.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher
@@ -128,10 +128,11 @@ class ActuatorNode(Node):
         self.controller = ActuatorController(
             mapping, self.output, p.steering_channel, p.throttle_channel, p.timeout,
             reverse_sequence_from(values))
-        self.applied_pub = self.create_publisher(TwistStamped, 'cmd_applied', qos.COMMAND)
+        self.applied_pub = intra.create_publisher(self, TwistStamped, 'cmd_applied',
+                                                  qos.COMMAND)
         self._finished = False
         self._run(self.controller.start)
-        self.create_subscription(TwistStamped, 'cmd', self._on_cmd, qos.COMMAND)
+        intra.create_subscription(self, TwistStamped, 'cmd', self._on_cmd, qos.COMMAND)
         create_steady_timer(self, 1.0 / p.rate, self._tick)
         create_steady_timer(self, 1.0, self._check_board)
         self.diagnostics = DiagnosticsPublisher(self, self._report,
@@ -212,7 +213,7 @@ class ActuatorNode(Node):
                 self.get_logger().info('cmd received: driving')
             self._last_state = applied.state
             force = True
-        if force:
+        if force and self.applied_pub.get_subscription_count():  # nobody listening: not built
             msg = command_to_msg(applied.command, self.get_clock().now().to_msg())
             msg.header.frame_id = applied.state
             self.applied_pub.publish(msg)

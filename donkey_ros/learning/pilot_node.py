@@ -31,7 +31,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 
-from donkey_ros.common import qos
+from donkey_ros.common import intra, qos
 from donkey_ros.common.command import NEUTRAL, clamp, command_to_msg
 from donkey_ros.common.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher
 from donkey_ros.common.errors import DonkeyRosError
@@ -113,9 +113,7 @@ class PilotNode(Node):
         self.process_ms = collections.deque(maxlen=200)
         self.latency_ms = collections.deque(maxlen=200)
         self._system_clock = not self.get_parameter('use_sim_time').value
-        self.cmd_msg = TwistStamped()
-        self.cmd_msg.header.frame_id = 'base_link'
-        self.cmd_pub = self.create_publisher(TwistStamped, 'pilot/cmd', qos.COMMAND)
+        self.cmd_pub = intra.create_publisher(self, TwistStamped, 'pilot/cmd', qos.COMMAND)
         self.create_service(Trigger, '~/reload', self._on_reload)
         self._load(self.params)
         # The camera subscription lives on a helper node spun by the inference thread.
@@ -124,8 +122,9 @@ class PilotNode(Node):
         self.frames_node = rclpy.create_node(
             f'{self.get_name()}_frames', namespace=self.get_namespace(), context=self.context,
             start_parameter_services=False, use_global_arguments=False)
-        self.frames_node.create_subscription(
-            Image, self.resolve_topic_name('camera/image_raw'), self._on_frame, qos.IMAGE_LATEST)
+        intra.create_subscription(self.frames_node, Image,
+                                  self.resolve_topic_name('camera/image_raw'), self._on_frame,
+                                  qos.IMAGE_LATEST)
         # Made here, not in the worker: an EventsExecutor sets signal handlers when created, and
         # run_nodes (main thread, after the nodes are made) puts its own back. _on_frame takes
         # the message info, which rclpy 9.1's EventsExecutor cannot give: this is then single.
@@ -220,8 +219,9 @@ class PilotNode(Node):
         self.latency_ms.append((now - stamp.sec * 1_000_000_000 - stamp.nanosec) * 1e-6)
 
     def _publish(self, steering: float, throttle: float, stamp) -> None:
-        msg = self.cmd_msg
+        msg = TwistStamped()  # a new one each time: in-process subscribers keep it
         msg.header.stamp = stamp
+        msg.header.frame_id = 'base_link'
         msg.twist.linear.x = throttle
         msg.twist.angular.z = steering
         self.cmd_pub.publish(msg)
