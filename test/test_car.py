@@ -184,3 +184,41 @@ def test_hung_pilot_callback_does_not_stall_the_actuator_watchdog(frames, execut
     assert car_.throttle().ticks == STOPPED, 'shutdown leaves the stopped pulse'
     if fast_path:  # the commands did take the fast path
         assert car_.nodes['actuator'].subscriptions and car_.cmd_direct() > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('executor', EXECUTORS)
+def test_fast_path_car_still_takes_commands_from_other_processes(frames, executor, graph):
+    """With the fast path, a ``user/cmd`` from outside the process (another context: another
+    DDS participant, like a teleop process) reaches the in-process mux and drives the board;
+    ``cmd`` reaches the actuator straight from the mux, once each even while a subscriber outside
+    (a recorder, a probe) makes it go over DDS too; when the commands stop, the throttle goes
+    to the stopped pulse."""
+    from geometry_msgs.msg import TwistStamped
+
+    from donkey_ros.common import qos
+    from donkey_ros.common.command import DriveCommand, command_to_msg
+
+    car_ = OneProcessCar(frames, executor, fast_path=True, mode='user')
+    try:
+        ns = car_.namespace
+        registry = intra.enabled(car_.context)
+        (user_sub,) = registry.subscriptions(f'{ns}/user/cmd')
+        (cmd_sub,) = registry.subscriptions(f'{ns}/cmd')
+        outside_cmd = graph.collect(TwistStamped, f'{ns}/cmd', qos.COMMAND)
+        teleop = graph.node('teleop').create_publisher(TwistStamped, f'{ns}/user/cmd',
+                                                       qos.COMMAND)
+
+        def drive():
+            teleop.publish(command_to_msg(DriveCommand(0.0, 0.5)))
+            return car_.throttle().ticks == FORWARD
+        assert wait_for(drive, 20.0, period=0.05), f'never drove: {car_.throttle()}'
+        assert user_sub.from_dds > 0, 'user/cmd did not come over DDS'
+        assert wait_for(lambda: outside_cmd and cmd_sub.copies_dropped > 0, 5.0), \
+            'the subscriber outside got no cmd, or the actuator no DDS copy to drop'
+        assert cmd_sub.direct > 0
+        assert cmd_sub.from_dds == 0, 'the actuator took a DDS copy of a command it already had'
+        assert wait_for(lambda: car_.throttle().ticks == STOPPED, 5.0), \
+            'the throttle stayed forward after the commands stopped'
+    finally:
+        car_.close()
