@@ -10,10 +10,12 @@ through ``create_publisher`` / ``create_subscription`` of this module work like 
   of the same resolved topic. The subscription's callback runs as a task on the executor that
   spins the subscribing node (``executor.create_task``, which wakes it), so every callback still
   runs on its own node's executor thread, as with DDS: a subscriber that shares an executor with
-  a hung callback gets nothing until it returns, one that has an executor of its own (the
-  actuator) is never touched by another thread. Messages wait for their task in a queue of the
+  a hung callback gets nothing until it returns. Messages wait for their task in a queue of the
   subscription's QoS depth (KEEP_LAST): a slow subscriber with depth 1 gets only the newest, and
-  the replaced ones show as gaps in the sequence numbers, as with DDS.
+  the replaced ones show as gaps in the sequence numbers, as with DDS. A subscription made
+  ``thread_safe`` (its callback locks what it shares with the node's other callbacks: the
+  actuator's ``cmd``) is called at once in the publisher's thread instead, one hop less; a
+  publisher whose executor hangs then delivers nothing, as before.
 - **DDS for everything outside.** The message is also published over DDS when some subscription
   that is not served in-process matches (a recorder, web page, rviz, ``ros2 topic echo``, a node
   of another process or context), or when an in-process subscriber cannot be served directly (its
@@ -105,14 +107,19 @@ def create_publisher(node, msg_type, topic: str, qos: QoSProfile):
     return IntraPublisher(registry, publisher)
 
 
-def create_subscription(node, msg_type, topic: str, callback: Callable, qos: QoSProfile):
+def create_subscription(node, msg_type, topic: str, callback: Callable, qos: QoSProfile,
+                        thread_safe: bool = False):
     """``node.create_subscription``, served in-process when the fast path is on for the node's
     context. ``callback`` may take ``(msg)`` or ``(msg, info)``, as with rclpy; direct deliveries
-    give an info with the publisher's ``publication_sequence_number`` and ``source_timestamp``."""
+    give an info with the publisher's ``publication_sequence_number`` and ``source_timestamp``.
+
+    ``thread_safe``: the callback may run in any thread, at the same time as the node's other
+    callbacks (it locks what it shares with them): in-process messages then call it at once in
+    the publisher's thread, with no executor in between."""
     registry = enabled(node.context)
     if registry is None:
         return node.create_subscription(msg_type, topic, callback, qos)
-    return IntraSubscription(registry, node, msg_type, topic, callback, qos)
+    return IntraSubscription(registry, node, msg_type, topic, callback, qos, thread_safe)
 
 
 class IntraPublisher:
@@ -159,10 +166,11 @@ class IntraSubscription:
     """An rclpy subscription that also takes messages straight from the process's publishers."""
 
     def __init__(self, registry: IntraProcess, node, msg_type, topic: str, callback: Callable,
-                 qos: QoSProfile) -> None:
+                 qos: QoSProfile, thread_safe: bool = False) -> None:
         self.registry = registry
         self.node = node
         self.callback = callback
+        self.thread_safe = thread_safe
         self.with_info = _takes_info(callback)
         depth = KEEP_ALL_DEPTH if qos.history == HistoryPolicy.KEEP_ALL else max(qos.depth, 1)
         self._pending: collections.deque = collections.deque(maxlen=depth)
@@ -197,7 +205,12 @@ class IntraSubscription:
             self._expected.append((publisher_id, msg))
 
     def deliver(self, msg, info: dict) -> bool:
-        """Queues ``msg`` for the callback on the node's executor; False if it has none."""
+        """Queues ``msg`` for the callback on the node's executor (False if it has none), or
+        calls the callback now if it is thread-safe."""
+        if self.thread_safe:
+            self.direct += 1
+            self._call(msg, info)
+            return True
         with self._lock:
             if len(self._pending) == self._pending.maxlen:
                 self.replaced += 1
