@@ -209,7 +209,11 @@ class IntraSubscription:
         calls the callback now if it is thread-safe."""
         if self.thread_safe:
             self.direct += 1
-            self._call(msg, info)
+            try:
+                self._call(msg, info)
+            except Exception as error:  # the publisher's thread must go on (and publish to DDS)
+                self.node.get_logger().error(f'{self.topic}: callback failed: {error!r}',
+                                             throttle_duration_sec=1.0)
             return True
         with self._lock:
             if len(self._pending) == self._pending.maxlen:
