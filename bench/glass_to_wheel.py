@@ -8,8 +8,8 @@ command the pilot makes changes the steering register, and each change is matche
 (the command carries the frame's stamp; a probe subscribed to ``cmd`` reads it).
 
 Measured, in one run, for each layout (one process per node; all in one process, ``donkey-ros car``;
-``fast``: the same with the in-process fast path, ``donkey-ros car --intra-process``) x executor (SingleThreadedExecutor; Kilted's EventsExecutor where rclpy has it) x camera rate
-(20 and 60 Hz):
+``fast``: the same with the in-process fast path, ``donkey-ros car --intra-process``) x executor
+(SingleThreadedExecutor; Kilted's EventsExecutor where rclpy has it) x camera rate (20 and 60 Hz):
 - glass-to-wheel latency p50/p99 (frame stamp -> register write);
 - CPU seconds per second of driving of all the car's processes (/proc/PID/stat), the inference
   share (commands x the CPU of one bare invoke) and the rest: the car graph without inference;
@@ -564,6 +564,11 @@ def breakdown(frames: Path, executor: str, seconds: float, fast_path: bool = Fal
     total = (rows[:, -1] - stamps) * 1e3
     print(f'  {"frame stamp -> actuator done":44} {np.median(total):6.3f} / '
           f'{np.percentile(total, 90):6.3f}')
+    # Another "glass": the image ready (read, decoded, shaped), where a driver that decodes
+    # before stamping would stamp. The figures above stay from the frame stamp (frame grabbed).
+    ready = (rows[:, -1] - rows[:, 0]) * 1e3
+    print(f'  {"image ready (camera publish) -> actuator done":44} {np.median(ready):6.3f} / '
+          f'{np.percentile(ready, 90):6.3f}')
 
 
 # --- main ----------------------------------------------------------------------------------------
