@@ -481,6 +481,7 @@ def breakdown(frames: Path, executor: str, seconds: float, fast_path: bool = Fal
 
     from donkey_ros.common import intra
 
+    os.environ['DONKEY_ROS_EXECUTOR'] = executor  # the pilot's frame thread reads it, as in a car
     context = rclpy.Context()
     rclpy.init(context=context)
     if fast_path:

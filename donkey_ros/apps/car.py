@@ -27,12 +27,13 @@ reading its own section; ``--ros-args`` after the options go to every node
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from rclpy.parameter import Parameter
 
 from donkey_ros.common import intra
-from donkey_ros.common.runner import EXECUTORS, run_nodes
+from donkey_ros.common.runner import EXECUTOR_ENV, EXECUTORS, run_nodes
 from donkey_ros.control.mux import MODES
 from donkey_ros.resources import config_file
 
@@ -106,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.namespace:
         ros_args += ['-r', f'__ns:=/{args.namespace.strip("/")}']
     ros_args += ros[1:]  # the caller's --ros-args last: they win
+    if args.executor:  # the pilot's frame thread makes its own executor: the same kind
+        os.environ[EXECUTOR_ENV] = args.executor
     main_factories, isolated = [], []
     for cls, overrides, own_thread in parts(args):
         def factory(cls=cls, overrides=overrides, **kwargs):

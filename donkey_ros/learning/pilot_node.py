@@ -122,12 +122,16 @@ class PilotNode(Node):
         self.frames_node = rclpy.create_node(
             f'{self.get_name()}_frames', namespace=self.get_namespace(), context=self.context,
             start_parameter_services=False, use_global_arguments=False)
-        intra.create_subscription(self.frames_node, Image,
-                                  self.resolve_topic_name('camera/image_raw'), self._on_frame,
-                                  qos.IMAGE_LATEST)
+        # With the in-process fast path the skipped frames are those its depth-1 queue replaced
+        # (the in-process camera's), and the callback needs no message info.
+        fast = intra.enabled(self.context) is not None
+        self._frames = intra.create_subscription(
+            self.frames_node, Image, self.resolve_topic_name('camera/image_raw'),
+            self._on_latest_frame if fast else self._on_frame, qos.IMAGE_LATEST)
         # Made here, not in the worker: an EventsExecutor sets signal handlers when created, and
         # run_nodes (main thread, after the nodes are made) puts its own back. _on_frame takes
-        # the message info, which rclpy 9.1's EventsExecutor cannot give: this is then single.
+        # the message info, which rclpy 9.1's EventsExecutor cannot give: this is then single
+        # (but not on the fast path).
         self._frames_executor = make_executor(context=self.context, nodes=[self.frames_node])
         self._frames_executor.add_node(self.frames_node)
         self._running = True
@@ -188,11 +192,21 @@ class PilotNode(Node):
 
     def _on_frame(self, msg: Image, info) -> None:
         started = time.perf_counter()
-        self.frames_received += 1
         sequence = info.get('publication_sequence_number', 0) or 0
         if 0 < self._last_sequence < sequence < 2**63:
             self.frames_skipped += sequence - self._last_sequence - 1
         self._last_sequence = sequence
+        self._use_frame(msg, started)
+
+    def _on_latest_frame(self, msg: Image) -> None:
+        """The fast path's frames: skipped = replaced in its queue (frames of a camera in another
+        process, over DDS, are then not counted when skipped)."""
+        started = time.perf_counter()
+        self.frames_skipped = self._frames.replaced
+        self._use_frame(msg, started)
+
+    def _use_frame(self, msg: Image, started: float) -> None:
+        self.frames_received += 1
         runner = self.runner
         if runner is None:
             return
