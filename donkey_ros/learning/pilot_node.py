@@ -7,7 +7,8 @@ and spins it with its own executor. So the worker takes the newest frame as soon
 runs the model and publishes `pilot/cmd` stamped with the frame's stamp, while parameters, the
 reload service and diagnostics stay on the main executor and never wait for (or delay) inference.
 Frames that were replaced by a newer one before the worker took them are counted as skipped
-(gaps in the publisher's sequence numbers).
+(gaps in the publisher's sequence numbers; on the in-process fast path, common/intra.py, the
+frames its depth-1 queue replaced).
 
 The model (``model_path``) can be swapped at run time by setting the parameter or calling
 ``~/reload`` (std_srvs/Trigger, re-reads the file). A parameter change is loaded while it is
