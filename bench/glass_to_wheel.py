@@ -7,9 +7,9 @@ output change with its time. Frames are chosen so consecutive frames steer diffe
 command the pilot makes changes the steering register, and each change is matched to its frame
 (the command carries the frame's stamp; a probe subscribed to ``cmd`` reads it).
 
-Measured, in one run, for each layout (one process per node; all in one process, ``donkey-ros car``)
-x executor (SingleThreadedExecutor; Kilted's EventsExecutor where rclpy has it) x camera rate
-(20 and 60 Hz):
+Measured, in one run, for each layout (one process per node; all in one process, ``donkey-ros car``;
+``fast``: the same with the in-process fast path, ``donkey-ros car --intra-process``) x executor
+(SingleThreadedExecutor; Kilted's EventsExecutor where rclpy has it) x camera rate (20 and 60 Hz):
 - glass-to-wheel latency p50/p99 (frame stamp -> register write);
 - CPU seconds per second of driving of all the car's processes (/proc/PID/stat), the inference
   share (commands x the CPU of one bare invoke) and the rest: the car graph without inference;
@@ -20,7 +20,7 @@ x executor (SingleThreadedExecutor; Kilted's EventsExecutor where rclpy has it) 
 Plus the bare LiteRT invoke (one every 10 ms, caches about as cold as between frames).
 
     python bench/glass_to_wheel.py [--seconds 6] [--quick] [--executors single,events]
-    python bench/glass_to_wheel.py --breakdown     # where the time goes, stage by stage
+    python bench/glass_to_wheel.py --breakdown [--layouts fast]   # where the time goes, by stage
 
 The machine's load changes the absolute figures; the ratios (car / floor, one process / separate)
 are printed next to them.
@@ -53,13 +53,16 @@ INVOKE_GAP = 0.01  # s between bare invokes (caches about as cold as between cam
 
 # --- the echo chain (child processes, or all in one) ---------------------------------------------
 def echo_nodes(log_path: str, rate: float, frames_dir: str):
-    """Node classes of the echo chain: (source, image echo, relay) and the sink (own thread)."""
+    """Node classes of the echo chain: (source, image echo, relay) and the sink (own thread).
+
+    Their topics go through the fast path when it is on (``intra.enable``), like the car's; they
+    then publish a new message each time, as the car's nodes do."""
     import cv2
     from geometry_msgs.msg import TwistStamped
     from rclpy.node import Node
     from sensor_msgs.msg import Image
 
-    from donkey_ros.common import qos
+    from donkey_ros.common import intra, qos
     from donkey_ros.common.image import array_to_image
 
     class EchoSource(Node):
@@ -68,7 +71,8 @@ def echo_nodes(log_path: str, rate: float, frames_dir: str):
 
         def __init__(self, **kwargs):
             super().__init__('echo_source', **kwargs)
-            self.pub = self.create_publisher(Image, 'camera/image_raw', qos.IMAGE_PUBLISH)
+            self.pub = intra.create_publisher(self, Image, 'camera/image_raw', qos.IMAGE_PUBLISH)
+            self.reuse = intra.enabled(self.context) is None
             names = sorted(Path(frames_dir).iterdir())
             self.frames = [np.ascontiguousarray(cv2.imread(str(n))[:, :, ::-1]) for n in names]
             self.msg = None
@@ -83,7 +87,7 @@ def echo_nodes(log_path: str, rate: float, frames_dir: str):
                 self._stop.wait(max(0.0, next_time - time.monotonic()))
                 stamp = self.get_clock().now().to_msg()
                 self.msg = array_to_image(self.frames[index % len(self.frames)], stamp,
-                                          msg=self.msg)
+                                          msg=self.msg if self.reuse else None)
                 self.pub.publish(self.msg)
                 index += 1
 
@@ -95,21 +99,23 @@ def echo_nodes(log_path: str, rate: float, frames_dir: str):
 
         def __init__(self, **kwargs):
             super().__init__('echo_image', **kwargs)
-            self.msg = TwistStamped()
-            self.pub = self.create_publisher(TwistStamped, 'pilot/cmd', qos.COMMAND)
-            self.create_subscription(Image, 'camera/image_raw', self.answer, qos.IMAGE_LATEST)
+            self.pub = intra.create_publisher(self, TwistStamped, 'pilot/cmd', qos.COMMAND)
+            intra.create_subscription(self, Image, 'camera/image_raw', self.answer,
+                                      qos.IMAGE_LATEST)
 
         def answer(self, image):
-            self.msg.header.stamp = image.header.stamp
-            self.pub.publish(self.msg)
+            msg = TwistStamped()
+            msg.header.stamp = image.header.stamp
+            self.pub.publish(msg)
 
     class EchoRelay(Node):
         NODE_NAME = 'echo_relay'
 
         def __init__(self, **kwargs):
             super().__init__('echo_relay', **kwargs)
-            self.pub = self.create_publisher(TwistStamped, 'cmd', qos.COMMAND)
-            self.create_subscription(TwistStamped, 'pilot/cmd', self.pub.publish, qos.COMMAND)
+            self.pub = intra.create_publisher(self, TwistStamped, 'cmd', qos.COMMAND)
+            intra.create_subscription(self, TwistStamped, 'pilot/cmd', self.pub.publish,
+                                      qos.COMMAND)
 
     class EchoSink(Node):
         NODE_NAME = 'echo_sink'
@@ -117,7 +123,7 @@ def echo_nodes(log_path: str, rate: float, frames_dir: str):
         def __init__(self, **kwargs):
             super().__init__('echo_sink', **kwargs)
             self.log = open(log_path, 'a', encoding='utf-8')
-            self.create_subscription(TwistStamped, 'cmd', self.arrive, qos.COMMAND)
+            intra.create_subscription(self, TwistStamped, 'cmd', self.arrive, qos.COMMAND)
 
         def arrive(self, msg):
             t = time.monotonic()
@@ -129,12 +135,19 @@ def echo_nodes(log_path: str, rate: float, frames_dir: str):
 
 
 def serve(argv: list[str]) -> int:
-    """Child process: ``--serve ROLE LOG RATE FRAMES --ros-args ...`` (ROLE: a node, 'all', or
-    'all-shared': the sink on the main executor too)."""
+    """Child process: ``--serve ROLE LOG RATE FRAMES --ros-args ...`` (ROLE: a node, 'all',
+    'all-fast': with the fast path, or 'all-shared': the sink on the main executor too)."""
+    from donkey_ros.common import intra
     from donkey_ros.common.runner import run_nodes
 
     role, log_path, rate, frames_dir = argv[:4]
     main_nodes, sink = echo_nodes(log_path, float(rate), frames_dir)
+    if role == 'all-fast':
+        def enabled_sink(**kwargs):
+            intra.enable()  # rclpy is initialised by now; before any node
+            return sink[0](**kwargs)
+        enabled_sink.NODE_NAME = sink[0].NODE_NAME
+        return run_nodes(main_nodes, args=['echo'] + argv[4:], isolated=[enabled_sink])
     if role == 'all':
         return run_nodes(main_nodes, args=['echo'] + argv[4:], isolated=sink)
     if role == 'all-shared':
@@ -170,11 +183,12 @@ def child_env(executor: str) -> dict:
 
 def car_commands(layout: str, params: str, namespace: str) -> list[list[str]]:
     ros = ['--ros-args', '--params-file', params, '-r', f'__ns:={namespace}']
-    if layout in ('one', 'shared'):
-        head = [sys.executable, '-m', 'donkey_ros.apps.car'] if layout == 'one' else \
+    if layout in ('one', 'fast', 'shared'):
+        head = [sys.executable, '-m', 'donkey_ros.apps.car'] if layout != 'shared' else \
             [sys.executable, str(Path(__file__).resolve()), SERVE_CAR_SHARED]
-        return [head + ['--mode', 'pilot', '--params-file', params, '--ros-args', '-r',
-                        f'__ns:={namespace}']]
+        fast = ['--intra-process'] if layout == 'fast' else []
+        return [head + ['--mode', 'pilot', '--params-file', params] + fast +
+                ['--ros-args', '-r', f'__ns:={namespace}']]
     modules = ['donkey_ros.actuation.actuator_node', 'donkey_ros.control.mux_node',
                'donkey_ros.learning.pilot_node', 'donkey_ros.camera.camera_node']
     return [[sys.executable, '-c', f'from {module} import main; main()'] + ros
@@ -184,7 +198,7 @@ def car_commands(layout: str, params: str, namespace: str) -> list[list[str]]:
 def echo_commands(layout: str, log: str, rate: float, frames: str, namespace: str):
     head = [sys.executable, str(Path(__file__).resolve()), SERVE]
     tail = [log, str(rate), frames, '--ros-args', '-r', f'__ns:={namespace}']
-    roles = {'one': ['all'], 'shared': ['all-shared']}.get(
+    roles = {'one': ['all'], 'fast': ['all-fast'], 'shared': ['all-shared']}.get(
         layout, ['echo_sink', 'echo_relay', 'echo_image', 'echo_source'])
     return [head + [role] + tail for role in roles]
 
@@ -450,7 +464,7 @@ def bare_invoke(runner, count: int, gap: float) -> tuple[np.ndarray, float]:
 
 
 # --- where the time goes (one process, instrumented) ---------------------------------------------
-def breakdown(frames: Path, executor: str, seconds: float) -> None:
+def breakdown(frames: Path, executor: str, seconds: float, fast_path: bool = False) -> None:
     """Runs the one-process car in this process, times each stage of each frame, prints p50/p90.
 
     The stages are timed by wrapping the nodes' own callbacks (camera frame hand-off, pilot frame
@@ -465,8 +479,13 @@ def breakdown(frames: Path, executor: str, seconds: float) -> None:
     from donkey_ros.apps import car
     from donkey_ros.common.runner import Spinner, call_shutdown_hooks
 
+    from donkey_ros.common import intra
+
+    os.environ['DONKEY_ROS_EXECUTOR'] = executor  # the pilot's frame thread reads it, as in a car
     context = rclpy.Context()
     rclpy.init(context=context)
+    if fast_path:
+        intra.enable(context)
     extra = {'actuator': [Parameter('backend', value='emulated')],
              'camera': [Parameter('backend', value='file'), Parameter('path', value=str(frames)),
                         Parameter('fps', value=20.0)],
@@ -498,12 +517,19 @@ def breakdown(frames: Path, executor: str, seconds: float) -> None:
     camera, pilot = nodes['camera'], nodes['pilot']
     camera.capture.on_frame = timed(camera.capture.on_frame, 'camera publish', 'camera published',
                                     stamp_of=lambda args: args[1])
-    for subscription in pilot.frames_node.subscriptions:
+    registry = intra.enabled(context)
+    # With the fast path the callbacks to time are those the in-process subscriptions call.
+    subscriptions = {name: [s for topic_subs in registry._subscriptions.values()
+                            for s in topic_subs if s.node is node]
+                     if registry else node.subscriptions
+                     for name, node in (('pilot', pilot.frames_node), ('mux', nodes['mux']),
+                                        ('actuator', nodes['actuator']))}
+    for subscription in subscriptions['pilot']:
         subscription.callback = timed(subscription.callback, 'pilot callback')
     pilot._publish = timed(pilot._publish, 'pilot publish', 'pilot published',
                            stamp_of=lambda args: args[2])
     for name, topic in (('mux', 'pilot/cmd'), ('actuator', '/cmd')):
-        for subscription in nodes[name].subscriptions:
+        for subscription in subscriptions[name]:
             if subscription.topic_name.endswith(topic):
                 subscription.callback = timed(subscription.callback, f'{name} callback',
                                               f'{name} done' if name == 'actuator' else None)
@@ -526,8 +552,8 @@ def breakdown(frames: Path, executor: str, seconds: float) -> None:
                      if all(name in m for name in order)] or np.empty((0, len(order))))
     stamps = np.array([k / 1e9 - offset for k, m in marks.items()
                        if all(name in m for name in order)])
-    print(f'\nwhere the time goes: one process, {executor} executor, 20 Hz, {len(rows)} frames '
-          f'(ms, p50 / p90)')
+    print(f'\nwhere the time goes: one process{" with the fast path" if fast_path else ""}, '
+          f'{executor} executor, 20 Hz, {len(rows)} frames (ms, p50 / p90)')
     if not len(rows):
         return
     start = stamps
@@ -539,6 +565,11 @@ def breakdown(frames: Path, executor: str, seconds: float) -> None:
     total = (rows[:, -1] - stamps) * 1e3
     print(f'  {"frame stamp -> actuator done":44} {np.median(total):6.3f} / '
           f'{np.percentile(total, 90):6.3f}')
+    # Another "glass": the image ready (read, decoded, shaped), where a driver that decodes
+    # before stamping would stamp. The figures above stay from the frame stamp (frame grabbed).
+    ready = (rows[:, -1] - rows[:, 0]) * 1e3
+    print(f'  {"image ready (camera publish) -> actuator done":44} {np.median(ready):6.3f} / '
+          f'{np.percentile(ready, 90):6.3f}')
 
 
 # --- main ----------------------------------------------------------------------------------------
@@ -555,10 +586,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--rates', default='20,60', help='camera rates (Hz)')
     parser.add_argument('--executors', default=None,
                         help='single,events (default: both where rclpy has the EventsExecutor)')
-    parser.add_argument('--layouts', default='separate,one,shared',
-                        help='separate: a process per node; one: donkey-ros car; shared: one '
-                             'process with the actuator on the main executor (default executor '
-                             'only)')
+    parser.add_argument('--layouts', default='separate,one,fast,shared',
+                        help='separate: a process per node; one: donkey-ros car; fast: '
+                             'donkey-ros car --intra-process; shared: one process with the '
+                             'actuator on the main executor (default executor only); '
+                             '--breakdown: one or fast (the last given)')
     parser.add_argument('--breakdown', action='store_true',
                         help='only time each stage of the one-process car, in this process')
     parser.add_argument('--quick', action='store_true',
@@ -578,7 +610,7 @@ def main(argv: list[str] | None = None) -> int:
         frames.mkdir()
         values, runner = make_frames(frames)
         if args.breakdown:
-            breakdown(frames, executors[-1], args.seconds)
+            breakdown(frames, executors[-1], args.seconds, layouts[-1] == 'fast')
             return 0
         invoke_ms, invoke_cpu = bare_invoke(runner, 200 if args.quick else 400, INVOKE_GAP)
         i50, i99 = np.percentile(invoke_ms, [50, 99])
@@ -650,6 +682,15 @@ def report(results, layouts, executors, rates, invoke_p50, invoke_cpu) -> None:
             if one and sep:
                 print(f'one process / separate ({executor}, {rate:g} Hz): latency p50 '
                       f'{one.p(50) / sep.p(50):.2f}x, CPU {one.cpu / sep.cpu:.2f}x')
+    for executor in executors:
+        for rate in rates:
+            fast = results.get(('car', 'fast', executor, rate))
+            one = results.get(('car', 'one', executor, rate))
+            if fast and one:
+                print(f'fast path / one process ({executor}, {rate:g} Hz): latency p50 '
+                      f'{fast.p(50) / one.p(50):.2f}x, p99 {fast.p(99) / one.p(99):.2f}x, '
+                      f'CPU {fast.cpu / one.cpu:.2f}x, graph CPU '
+                      f'{graph_cpu(fast, invoke_cpu) / graph_cpu(one, invoke_cpu):.2f}x')
     for rate in rates:
         one = results.get(('car', 'one', executors[-1], rate))
         shared = results.get(('car', 'shared', executors[-1], rate))
@@ -666,17 +707,26 @@ def report(results, layouts, executors, rates, invoke_p50, invoke_cpu) -> None:
                     print(f'events / single ({layout}, {rate:g} Hz): latency p50 '
                           f'{e.p(50) / s.p(50):.2f}x, CPU {e.cpu / s.cpu:.2f}x')
 
-    goals(results, executors[-1], rates, invoke_p50, invoke_cpu)
+    for layout in ('one', 'fast'):
+        if layout in layouts:
+            goals(results, layout, executors[-1], rates, invoke_p50, invoke_cpu)
 
 
-def goals(results, executor: str, rates, invoke_p50: float, invoke_cpu: float) -> None:
-    """The issue's goals for the one-process car with ``executor``, met or not."""
+def graph_cpu(result, invoke_cpu: float) -> float:
+    """CPU s per s of the car's processes without inference."""
+    return result.cpu - result.commands_per_s * invoke_cpu
+
+
+def goals(results, layout: str, executor: str, rates, invoke_p50: float,
+          invoke_cpu: float) -> None:
+    """The issue's goals for the one-process car (``layout`` one or fast) with ``executor``."""
     def verdict(ok: bool) -> str:
         return 'met' if ok else 'NOT met'
 
-    print(f'\ngoals, one-process car ({executor} executor):')
-    slow = results.get(('car', 'one', executor, min(rates)))
-    fast = results.get(('car', 'one', executor, max(rates)))
+    name = 'one-process car' + (' with the fast path' if layout == 'fast' else '')
+    print(f'\ngoals, {name} ({executor} executor):')
+    slow = results.get(('car', layout, executor, min(rates)))
+    fast = results.get(('car', layout, executor, max(rates)))
     if slow:
         print(f'  g2w p50 {slow.p(50):.2f} ms <= bare invoke {invoke_p50:.2f} + 1.0 ms: '
               f'{verdict(slow.p(50) <= invoke_p50 + 1.0)}')
@@ -684,7 +734,7 @@ def goals(results, executor: str, rates, invoke_p50: float, invoke_cpu: float) -
         graph = slow.cpu - slow.commands_per_s * invoke_cpu
         print(f'  car graph CPU at {min(rates):g} Hz (inference excluded) {graph * 100:.1f}% of '
               f'a core <= 10%: {verdict(graph <= 0.10)}')
-    for rate in rates:
+    for rate in rates if layout == 'one' else ():
         sep = results.get(('car', 'separate', executor, rate))
         if sep:  # processes in car_commands order
             parts = dict(zip(('actuator', 'mux', 'pilot', 'camera'), sep.extra['each']))

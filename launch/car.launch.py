@@ -51,6 +51,9 @@ def generate_launch_description():
         DeclareLaunchArgument('single_process', default_value='false',
                               description='camera, pilot, mux and actuator in one process '
                                           '(the car executable; docs/hardware.md)'),
+        DeclareLaunchArgument('intra_process', default_value='false',
+                              description='with single_process: frames and commands go from '
+                                          'node to node inside the process, not through DDS'),
     ]
     single_process = LaunchConfiguration('single_process')
     # Nodes of other packages first: if one is not installed, launch stops before ours start.
@@ -74,7 +77,8 @@ def generate_launch_description():
         # The same four nodes in one process (no name=: it would rename all four).
         Node(package='donkey_ros', executable='car', namespace=namespace, parameters=[config],
              arguments=['--mode', LaunchConfiguration('mode'),
-                        '--model', LaunchConfiguration('model')],
+                        '--model', LaunchConfiguration('model'),
+                        '--intra-process', LaunchConfiguration('intra_process')],
              output='screen', condition=IfCondition(single_process)),
         Node(package='donkey_ros', executable='recorder', name='recorder', namespace=namespace,
              parameters=[config], output='screen'),

@@ -287,6 +287,37 @@ def test_node_drives_then_stops_within_timeout_plus_one_period(graph):
     assert car.applied[-1].twist.linear.x == 0.0
 
 
+def test_watchdog_follows_a_timeout_changed_at_run_time(graph):
+    """The watchdog is a timer reset by each command, firing timeout + half a period after the
+    last; a shorter timeout set at run time must shorten it too (the old timer would stop the
+    car only after the old timeout)."""
+    car = ActuatorHarness(graph, timeout=1.0, rate=50.0)
+    assert car.node.set_parameters([Parameter('timeout', value=0.2)])[0].successful
+    for _ in range(5):
+        car.send(0.0, 1.0)
+        time.sleep(0.02)
+    assert graph.wait_for(lambda: car.ticks()[1] == FORWARD, 2.0)
+    assert graph.wait_for(lambda: car.ticks()[1] == STOPPED, 2.0)
+    last_command = car.node.controller._last_time
+    stopped = [o.t for o in car.board.history if o.channel == THROTTLE and o.ticks == STOPPED][-1]
+    assert 0.2 <= stopped - last_command <= 0.2 + 1 / 50 + 0.02, stopped - last_command
+
+
+def test_reverse_sequence_runs_on_after_a_single_command(graph):
+    """Brake, neutral, reverse from one command: the phases change between commands, on the
+    reverse sequence's own timer (the watchdog alone would not fire before the timeout)."""
+    car = ActuatorHarness(graph, reverse_sequence=True, reverse_brake_time=0.1,
+                          reverse_neutral_time=0.1, timeout=2.0)
+    car.send(0.0, -1.0)
+    assert graph.wait_for(lambda: car.node.controller._last_time is not None, 2.0)
+    sent = car.node.controller._last_time
+    assert graph.wait_for(lambda: [o.ticks for o in car.board.history
+                                   if o.channel == THROTTLE][-3:] == [REVERSE, STOPPED, REVERSE],
+                          1.5), [o.ticks for o in car.board.history if o.channel == THROTTLE]
+    reversed_at = [o.t for o in car.board.history if o.channel == THROTTLE][-1]
+    assert reversed_at - sent < 1.0, 'the sequence waited for something else than its timer'
+
+
 def test_node_survives_fuzzed_commands_and_keeps_pulses_in_range(graph):
     car = ActuatorHarness(graph, timeout=1.0)
     rng = random.Random(3)

@@ -8,6 +8,7 @@ stopped pulse and the steering to centre.
 from __future__ import annotations
 
 import atexit
+import threading
 import weakref
 
 from geometry_msgs.msg import TwistStamped
@@ -16,7 +17,7 @@ from rclpy.node import Node
 from donkey_ros.actuation.backends import BACKENDS, ActuatorError, open_output
 from donkey_ros.actuation.controller import ActuatorController, Applied, ReverseSequence
 from donkey_ros.actuation.pwm import Calibration, PwmMapping, us_to_ticks
-from donkey_ros.common import qos
+from donkey_ros.common import intra, qos
 from donkey_ros.common.clock import create_steady_timer, steady_now
 from donkey_ros.common.command import CommandError, command_from_msg, command_to_msg
 from donkey_ros.common.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher
@@ -64,8 +65,9 @@ PARAMS = (
           '(0 = never reverse).', min=0.0, max=1.0),
     Param('timeout', 0.5, 'Seconds without a valid cmd after which the throttle is stopped and '
           'the steering centred.', min=0.05, max=5.0),
-    Param('rate', 50.0, 'Control loop rate (Hz): how often the watchdog and the reverse '
-          'sequence are evaluated.', min=5.0, max=500.0, read_only=True),
+    Param('rate', 50.0, 'Control rate (Hz): the watchdog acts within timeout + 1/rate of the '
+          'last valid cmd (it fires timeout + 1/(2 rate) after it), and the reverse sequence is '
+          'evaluated this often while enabled.', min=5.0, max=500.0, read_only=True),
     Param('reverse_sequence', False, 'Enter reverse through brake then neutral (ESCs that brake '
           'on the first reverse pulse).'),
     Param('reverse_brake_time', 0.1, 'Seconds of braking (reverse pulse) before neutral.',
@@ -112,6 +114,9 @@ class ActuatorNode(Node):
                                          check=self._check_param)
         p = self.params
         self._finished = True  # until the board is open and the controller exists
+        # Commands from the in-process mux (fast path) arrive in its thread: every control step
+        # and board check holds this, so they never interleave with the watchdog's.
+        self._lock = threading.RLock()
         values = vars(p)
         self.rejected = 0
         self.write_errors = 0
@@ -128,11 +133,14 @@ class ActuatorNode(Node):
         self.controller = ActuatorController(
             mapping, self.output, p.steering_channel, p.throttle_channel, p.timeout,
             reverse_sequence_from(values))
-        self.applied_pub = self.create_publisher(TwistStamped, 'cmd_applied', qos.COMMAND)
+        self.applied_pub = intra.create_publisher(self, TwistStamped, 'cmd_applied',
+                                                  qos.COMMAND)
         self._finished = False
         self._run(self.controller.start)
-        self.create_subscription(TwistStamped, 'cmd', self._on_cmd, qos.COMMAND)
-        create_steady_timer(self, 1.0 / p.rate, self._tick)
+        intra.create_subscription(self, TwistStamped, 'cmd', self._on_cmd, qos.COMMAND,
+                                  thread_safe=True)
+        self._watchdog = self._sequencer = None
+        self._set_timers()
         create_steady_timer(self, 1.0, self._check_board)
         self.diagnostics = DiagnosticsPublisher(self, self._report,
                                                 hardware_id=self.output.description)
@@ -158,8 +166,28 @@ class ActuatorNode(Node):
             self._run(lambda: self.controller.tick(steady_now()), force=True)
         elif name == 'timeout':
             self.controller.timeout = value
+            self._set_timers()
         elif name in ('reverse_sequence', 'reverse_brake_time', 'reverse_neutral_time'):
             self.controller.reverse = reverse_sequence_from(values)
+            self._set_timers()
+
+    def _set_timers(self) -> None:
+        """The watchdog: a steady timer reset by every valid command, so it fires only when
+        commands stop (and then every period), ``timeout`` + half a control period after the last
+        one: the command has surely timed out by then (timers never fire early), and the stopped
+        pulse still comes within ``timeout`` + one period, as with a timer ticking at ``rate``
+        (which cost a wake-up of the executor 50 times a second). The reverse sequence, which
+        changes the output between commands, gets a timer at ``rate`` while it is enabled."""
+        p = self.params
+        with self._lock:
+            if self._watchdog is not None:
+                self.destroy_timer(self._watchdog)
+            self._watchdog = create_steady_timer(self, p.timeout + 0.5 / p.rate, self._tick)
+            if p.reverse_sequence and self._sequencer is None:
+                self._sequencer = create_steady_timer(self, 1.0 / p.rate, self._tick)
+            elif not p.reverse_sequence and self._sequencer is not None:
+                self.destroy_timer(self._sequencer)
+                self._sequencer = None
 
     def _dry_run_report(self, text: str) -> None:
         self.get_logger().info(text)
@@ -175,13 +203,22 @@ class ActuatorNode(Node):
             self.rejected += 1
             self.get_logger().error(f'cmd unreadable: {error}', throttle_duration_sec=1.0)
             return
-        self._run(lambda: self.controller.command(command, steady_now()), force=True)
+        self._run(lambda: self._command(command), force=True)
+
+    def _command(self, command) -> Applied:
+        applied = self.controller.command(command, steady_now())
+        self._watchdog.reset()  # after the command took: a failed write leaves the deadline
+        return applied
 
     def _tick(self) -> None:
         self._run(lambda: self.controller.tick(steady_now()))
 
     def _run(self, action, force: bool = False) -> None:
         """Runs a control step; any failure ends in the stopped pulse, logged, never raised."""
+        with self._lock:
+            self._run_locked(action, force)
+
+    def _run_locked(self, action, force: bool) -> None:
         if self._finished:
             return
         try:
@@ -212,12 +249,16 @@ class ActuatorNode(Node):
                 self.get_logger().info('cmd received: driving')
             self._last_state = applied.state
             force = True
-        if force:
+        if force and self.applied_pub.get_subscription_count():  # nobody listening: not built
             msg = command_to_msg(applied.command, self.get_clock().now().to_msg())
             msg.header.frame_id = applied.state
             self.applied_pub.publish(msg)
 
     def _check_board(self) -> None:
+        with self._lock:
+            self._check_board_locked()
+
+    def _check_board_locked(self) -> None:
         if self._finished:
             return
         try:
@@ -253,6 +294,12 @@ class ActuatorNode(Node):
         """SIGINT/SIGTERM/shutdown: stopped pulse and centred steering, then no more writes."""
         if getattr(self, '_finished', True):
             return  # already done, or the node never got as far as opening the board
+        with self._lock:
+            self._stop_for_good()
+
+    def _stop_for_good(self) -> None:
+        if self._finished:
+            return
         self._finished = True
         try:
             applied = self.controller.stop()

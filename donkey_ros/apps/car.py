@@ -11,21 +11,29 @@ else in the process (pilot, mux, camera) cannot stall its watchdog, which then s
 pulse ``timeout`` s after the last command, as it does when the mux process dies. The recorder,
 which writes files, also gets its own, so disk writes never delay a command.
 
+``--intra-process``: the fast path (``common/intra.py``). Frames, ``pilot/cmd`` and ``cmd`` go
+from node to node inside the process without DDS (each callback still runs on its own node's
+executor thread), and over DDS only when something outside the process subscribes; messages from
+other processes on those topics still arrive.
+
 Parameters come from a ROS 2 parameter file (default: the installed config/car.yaml), each node
 reading its own section; ``--ros-args`` after the options go to every node
 (``-p actuator:timeout:=0.3`` sets one node's parameter).
 
     donkey-ros car --mode user [--model pilot.tflite] [--params-file my_car.yaml] [--record]
-    ros2 launch donkey_ros car.launch.py single_process:=true
+                   [--intra-process]
+    ros2 launch donkey_ros car.launch.py single_process:=true [intra_process:=true]
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from rclpy.parameter import Parameter
 
-from donkey_ros.common.runner import EXECUTORS, run_nodes
+from donkey_ros.common import intra
+from donkey_ros.common.runner import EXECUTOR_ENV, EXECUTORS, run_nodes
 from donkey_ros.control.mux import MODES
 from donkey_ros.resources import config_file
 
@@ -44,10 +52,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--namespace', default='', help='namespace of the car (e.g. car1)')
     parser.add_argument('--record', action='store_true',
                         help='run the recorder in this process too')
+    parser.add_argument('--intra-process', type=_flag, nargs='?', const=True, default=False,
+                        metavar='true|false',
+                        help='the in-process fast path between the nodes (docs/hardware.md)')
     parser.add_argument('--executor', choices=EXECUTORS, default=None,
                         help="rclpy executor: events (rclpy's EventsExecutor), single, or auto "
                              '(events where rclpy has it); default $DONKEY_ROS_EXECUTOR or single')
     return parser
+
+
+def _flag(text: str) -> bool:
+    value = text.strip().lower()
+    if value not in ('true', 'false', '1', '0', 'yes', 'no', 'on', 'off'):
+        raise argparse.ArgumentTypeError(f"'{text}' is not true or false")
+    return value in ('true', '1', 'yes', 'on')
 
 
 def parts(args: argparse.Namespace) -> list[tuple[type, list[Parameter], bool]]:
@@ -89,14 +107,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.namespace:
         ros_args += ['-r', f'__ns:=/{args.namespace.strip("/")}']
     ros_args += ros[1:]  # the caller's --ros-args last: they win
+    if args.executor:  # the pilot's frame thread makes its own executor: the same kind
+        os.environ[EXECUTOR_ENV] = args.executor
     main_factories, isolated = [], []
     for cls, overrides, own_thread in parts(args):
         def factory(cls=cls, overrides=overrides, **kwargs):
+            if args.intra_process:  # before the first node: its publishers use it
+                intra.enable(kwargs.get('context'))
             return cls(parameter_overrides=overrides, **kwargs)
         factory.NODE_NAME = cls.NODE_NAME
         (isolated if own_thread else main_factories).append(factory)
     names = ' + '.join(f.NODE_NAME for f in isolated + main_factories)
-    print(f'donkey-ros car: {names} in one process ({params_file})', flush=True)
+    path = ', in-process fast path' if args.intra_process else ''
+    print(f'donkey-ros car: {names} in one process{path} ({params_file})', flush=True)
     return run_nodes(main_factories, args=['donkey-ros-car'] + ros_args, executor=args.executor,
                      isolated=isolated)
 

@@ -15,7 +15,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from donkey_ros.camera.camera_info import from_file, pinhole
 from donkey_ros.camera.capture import CaptureThread, FrameShaper
 from donkey_ros.camera.sources import BACKENDS, make_source, resolve_backend
-from donkey_ros.common import qos
+from donkey_ros.common import intra, qos
 from donkey_ros.common.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher
 from donkey_ros.common.image import array_to_image
 from donkey_ros.common.params import Param, declare_parameters
@@ -90,10 +90,12 @@ class CameraNode(Node):
         if p.backend == 'auto':
             self.get_logger().info(f'camera backend auto: using {backend}')
         source = make_source(backend, p.device, p.path, p.width, p.height, p.fps)
-        self.image_pub = self.create_publisher(Image, 'camera/image_raw',
+        self.image_pub = intra.create_publisher(self, Image, 'camera/image_raw',
+                                                image_qos(p.reliability, p.depth))
+        self.info_pub = intra.create_publisher(self, CameraInfo, 'camera/camera_info',
                                                image_qos(p.reliability, p.depth))
-        self.info_pub = self.create_publisher(CameraInfo, 'camera/camera_info',
-                                              image_qos(p.reliability, p.depth))
+        # In-process subscribers keep the message they get: a new one per frame then.
+        self._reuse = not isinstance(self.image_pub, intra.IntraPublisher)
         self._msg = None
         self._lock = threading.Lock()
         self.capture = CaptureThread(
@@ -108,10 +110,14 @@ class CameraNode(Node):
         self.capture.start()
 
     def _publish(self, rgb, stamp) -> None:
-        with self._lock:
-            self._msg = array_to_image(rgb, stamp, self.params.frame_id, msg=self._msg)
-            self.image_pub.publish(self._msg)
-        self.info_pub.publish(self.model.to_msg(stamp, self.params.frame_id))
+        if self._reuse:
+            with self._lock:
+                self._msg = array_to_image(rgb, stamp, self.params.frame_id, msg=self._msg)
+                self.image_pub.publish(self._msg)
+        else:
+            self.image_pub.publish(array_to_image(rgb, stamp, self.params.frame_id))
+        if self.info_pub.get_subscription_count():  # nobody listening: not even built
+            self.info_pub.publish(self.model.to_msg(stamp, self.params.frame_id))
 
     def _on_error(self, message: str) -> None:
         if message.endswith('streaming again'):

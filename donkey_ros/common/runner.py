@@ -31,8 +31,9 @@ from donkey_ros.common.errors import ConfigError, DonkeyRosError
 EXECUTORS = ('auto', 'events', 'single')
 EXECUTOR_ENV = 'DONKEY_ROS_EXECUTOR'
 DEFAULT_EXECUTOR = 'single'
-"""Not 'auto': rclpy 9.1's EventsExecutor sometimes stopped delivering for good after a callback
-had looped for seconds (1 run in 4 of test_car's busy-hang case), so it is opt-in."""
+"""Not 'auto' (yet): rclpy's EventsExecutor is experimental. The failure once blamed on it (1 run
+in 4 of test_car's busy-hang case "never delivered again") was the test's check, which waited for
+a pulse that only a few queued commands still made (docs/hardware.md, Executors)."""
 SPIN_PERIOD = 0.1
 """Longest wait of one ``spin_once``. Never wait without a timeout: rclpy 9.1's EventsExecutor
 busy-loops in ``spin()`` and ``spin_once()`` without one and then delivers no messages at all."""

@@ -7,7 +7,7 @@ from rclpy.node import Node
 from std_msgs.msg import String
 from std_srvs.srv import SetBool
 
-from donkey_ros.common import qos
+from donkey_ros.common import intra, qos
 from donkey_ros.common.clock import create_steady_timer, steady_now
 from donkey_ros.common.command import NEUTRAL, CommandError, command_from_msg, command_to_msg
 from donkey_ros.common.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher
@@ -32,12 +32,12 @@ class MuxNode(Node):
         super().__init__(NODE_NAME, **kwargs)
         self.params = declare_parameters(self, PARAMS, on_change=self._on_param)
         self.mux = DriveModeMux(timeout=self.params.timeout, mode=self.params.mode)
-        self.cmd_pub = self.create_publisher(TwistStamped, 'cmd', qos.COMMAND)
+        self.cmd_pub = intra.create_publisher(self, TwistStamped, 'cmd', qos.COMMAND)
         self.mode_pub = self.create_publisher(String, 'drive_mode', qos.LATCHED)
-        self.create_subscription(TwistStamped, 'user/cmd',
-                                 lambda msg: self._on_command('user', msg), qos.COMMAND)
-        self.create_subscription(TwistStamped, 'pilot/cmd',
-                                 lambda msg: self._on_command('pilot', msg), qos.COMMAND)
+        intra.create_subscription(self, TwistStamped, 'user/cmd',
+                                  lambda msg: self._on_command('user', msg), qos.COMMAND)
+        intra.create_subscription(self, TwistStamped, 'pilot/cmd',
+                                  lambda msg: self._on_command('pilot', msg), qos.COMMAND)
         self.create_subscription(String, 'drive_mode/set', self._on_mode_request, 10)
         self.create_service(SetBool, 'estop', self._on_estop)
         self.timer = create_steady_timer(self, 1.0 / self.params.rate, self._publish)

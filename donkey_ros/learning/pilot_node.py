@@ -7,7 +7,8 @@ and spins it with its own executor. So the worker takes the newest frame as soon
 runs the model and publishes `pilot/cmd` stamped with the frame's stamp, while parameters, the
 reload service and diagnostics stay on the main executor and never wait for (or delay) inference.
 Frames that were replaced by a newer one before the worker took them are counted as skipped
-(gaps in the publisher's sequence numbers).
+(gaps in the publisher's sequence numbers; on the in-process fast path, common/intra.py, the
+frames its depth-1 queue replaced).
 
 The model (``model_path``) can be swapped at run time by setting the parameter or calling
 ``~/reload`` (std_srvs/Trigger, re-reads the file). A parameter change is loaded while it is
@@ -31,7 +32,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 
-from donkey_ros.common import qos
+from donkey_ros.common import intra, qos
 from donkey_ros.common.command import NEUTRAL, clamp, command_to_msg
 from donkey_ros.common.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher
 from donkey_ros.common.errors import DonkeyRosError
@@ -113,9 +114,7 @@ class PilotNode(Node):
         self.process_ms = collections.deque(maxlen=200)
         self.latency_ms = collections.deque(maxlen=200)
         self._system_clock = not self.get_parameter('use_sim_time').value
-        self.cmd_msg = TwistStamped()
-        self.cmd_msg.header.frame_id = 'base_link'
-        self.cmd_pub = self.create_publisher(TwistStamped, 'pilot/cmd', qos.COMMAND)
+        self.cmd_pub = intra.create_publisher(self, TwistStamped, 'pilot/cmd', qos.COMMAND)
         self.create_service(Trigger, '~/reload', self._on_reload)
         self._load(self.params)
         # The camera subscription lives on a helper node spun by the inference thread.
@@ -124,11 +123,16 @@ class PilotNode(Node):
         self.frames_node = rclpy.create_node(
             f'{self.get_name()}_frames', namespace=self.get_namespace(), context=self.context,
             start_parameter_services=False, use_global_arguments=False)
-        self.frames_node.create_subscription(
-            Image, self.resolve_topic_name('camera/image_raw'), self._on_frame, qos.IMAGE_LATEST)
+        # With the in-process fast path the skipped frames are those its depth-1 queue replaced
+        # (the in-process camera's), and the callback needs no message info.
+        fast = intra.enabled(self.context) is not None
+        self._frames = intra.create_subscription(
+            self.frames_node, Image, self.resolve_topic_name('camera/image_raw'),
+            self._on_latest_frame if fast else self._on_frame, qos.IMAGE_LATEST)
         # Made here, not in the worker: an EventsExecutor sets signal handlers when created, and
         # run_nodes (main thread, after the nodes are made) puts its own back. _on_frame takes
-        # the message info, which rclpy 9.1's EventsExecutor cannot give: this is then single.
+        # the message info, which rclpy 9.1's EventsExecutor cannot give: this is then single
+        # (but not on the fast path).
         self._frames_executor = make_executor(context=self.context, nodes=[self.frames_node])
         self._frames_executor.add_node(self.frames_node)
         self._running = True
@@ -189,11 +193,21 @@ class PilotNode(Node):
 
     def _on_frame(self, msg: Image, info) -> None:
         started = time.perf_counter()
-        self.frames_received += 1
         sequence = info.get('publication_sequence_number', 0) or 0
         if 0 < self._last_sequence < sequence < 2**63:
             self.frames_skipped += sequence - self._last_sequence - 1
         self._last_sequence = sequence
+        self._use_frame(msg, started)
+
+    def _on_latest_frame(self, msg: Image) -> None:
+        """The fast path's frames: skipped = replaced in its queue (frames of a camera in another
+        process, over DDS, are then not counted when skipped)."""
+        started = time.perf_counter()
+        self.frames_skipped = self._frames.replaced
+        self._use_frame(msg, started)
+
+    def _use_frame(self, msg: Image, started: float) -> None:
+        self.frames_received += 1
         runner = self.runner
         if runner is None:
             return
@@ -220,8 +234,9 @@ class PilotNode(Node):
         self.latency_ms.append((now - stamp.sec * 1_000_000_000 - stamp.nanosec) * 1e-6)
 
     def _publish(self, steering: float, throttle: float, stamp) -> None:
-        msg = self.cmd_msg
+        msg = TwistStamped()  # a new one each time: in-process subscribers keep it
         msg.header.stamp = stamp
+        msg.header.frame_id = 'base_link'
         msg.twist.linear.x = throttle
         msg.twist.angular.z = steering
         self.cmd_pub.publish(msg)
