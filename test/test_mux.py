@@ -238,5 +238,7 @@ def test_heartbeat_and_source_timeout_run_on_steady_time(graph, tmp_path, clock)
     assert graph.wait_for(lambda: board().ticks == 370, timeout=3.0), \
         f'{clock}: the mux never sent neutral'
     delay = board().t - silent
-    assert delay <= timeout + 1 / rate + 0.05, delay
+    # timeout + one heartbeat, + 0.15 s for scheduling on a loaded 2-core machine (0.642 s was
+    # seen at load 8.6); the bug this catches never sends neutral at all.
+    assert delay <= timeout + 1 / rate + 0.15, delay
     assert cmds[-1].twist.linear.x == 0.0 and cmds[-1].twist.angular.z == 0.0
