@@ -425,7 +425,7 @@ def match_car(rows, seen: dict, offset, window):
 
 
 # --- frames, invoke ------------------------------------------------------------------------------
-def make_frames(folder: Path, count: int = 4) -> tuple[list[float], object]:
+def make_frames(folder: Path, count: int = 4, suffix: str = 'png') -> tuple[list[float], object]:
     """Writes ``count`` random 160x120 frames whose steering differs by >= 0.05 (a few ticks)."""
     import cv2
 
@@ -443,7 +443,7 @@ def make_frames(folder: Path, count: int = 4) -> tuple[list[float], object]:
         raise RuntimeError(f'frames steer too alike: {values}')
     # Played in name order: alternate high and low so every frame changes the pulse.
     for index, pick in enumerate([picks[0], picks[2], picks[1], picks[3]][:count]):
-        cv2.imwrite(str(folder / f'{index:02d}.png'), candidates[pick][:, :, ::-1])
+        cv2.imwrite(str(folder / f'{index:02d}.{suffix}'), candidates[pick][:, :, ::-1])
     return values, runner
 
 
@@ -593,6 +593,9 @@ def main(argv: list[str] | None = None) -> int:
                              '--breakdown: one or fast (the last given)')
     parser.add_argument('--breakdown', action='store_true',
                         help='only time each stage of the one-process car, in this process')
+    parser.add_argument('--frame-format', choices=('png', 'bmp'), default='png',
+                        help='files the camera plays: png (decoded after the stamp, like a USB '
+                             "camera's MJPEG) or bmp (raw pixels, like the Pi camera's frames)")
     parser.add_argument('--quick', action='store_true',
                         help='2 s windows, the default executor only (a smoke run)')
     args = parser.parse_args(argv)
@@ -608,7 +611,7 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         frames = work / 'frames'
         frames.mkdir()
-        values, runner = make_frames(frames)
+        values, runner = make_frames(frames, suffix=args.frame_format)
         if args.breakdown:
             breakdown(frames, executors[-1], args.seconds, layouts[-1] == 'fast')
             return 0
@@ -617,7 +620,7 @@ def main(argv: list[str] | None = None) -> int:
         load = os.getloadavg()
         print(f'model {runner.describe()}; frames steer {", ".join(f"{v:+.2f}" for v in values)}')
         print(f'{os.cpu_count()} CPUs, load average {load[0]:.1f} {load[1]:.1f} at start; '
-              f'{args.seconds:g} s per run')
+              f'{args.seconds:g} s per run; camera plays {args.frame_format} files')
         print(f'bare LiteRT invoke (1 thread, one every {INVOKE_GAP * 1e3:g} ms): '
               f'p50 {i50:.3f} ms, p99 {i99:.3f} ms; '
               f'CPU {invoke_cpu * 1e3:.3f} ms per invoke\n')
