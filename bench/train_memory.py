@@ -28,7 +28,7 @@ LAPS_PER_BAG = 10
 def simulated_bags(cache: Path, frames: int, log=print) -> list[tuple[Path, int]]:
     """Expert laps in the simulator, one bag per LAPS_PER_BAG laps, until ``frames`` frames;
     (bag, frames) pairs. Bags already in ``cache`` are reused."""
-    from donkey_ros.apps.loop import record_expert
+    from donkey_ros.apps.record import record_expert
 
     cache.mkdir(parents=True, exist_ok=True)
     manifest_path = cache / 'manifest.json'

@@ -14,9 +14,12 @@ hour of driving at 160x120 is several GB. The streaming path keeps memory flat:
 2. **split**: the contiguous time-block validation split is computed from the frame times with
    the in-memory path's own rule (``pipeline.split_by_time``), so both paths put exactly the same
    frames in validation.
-3. **stream**: tf.data reads the frame files (``FixedLengthRecordDataset``, C++ only, no Python per
-   frame), interleaved across files in parallel, through a shuffle buffer of ``shuffle_mb``
-   megabytes, into the same batch/augment/label function as the in-memory path.
+3. **stream**: each side of the split is a list of contiguous record ranges (the time blocks), so
+   tf.data reads exactly those bytes of the frame files (``FixedLengthRecordDataset`` with header
+   and footer offsets: C++ only, no Python and no filtering per frame), 8 blocks interleaved in
+   parallel (block order shuffled each epoch), through a shuffle buffer of ``shuffle_mb`` megabytes
+   of raw records; a whole batch is decoded at once (one ``decode_raw``) and goes through the same
+   batch/augment/label function as the in-memory path.
 
 With several workers (tf.distribute ``MultiWorkerMirroredStrategy``) each worker prepares and
 streams only its shard of the bags (every n-th bag); the frame counts per bag are summed over the
@@ -45,13 +48,14 @@ CACHE_VERSION = 1
 LABEL_BYTES = 8                    # float32 steering, float32 throttle after the pixels
 DATA_PATHS = ('auto', 'memory', 'stream')
 AUTO_MEMORY_LIMIT_MB = 512
+"""``--data-path auto`` streams when the preprocessed frames would exceed this."""
 SHUFFLE_MB = 32.0
 """Shuffle buffer of the streaming path, in MB of frames (~3300 frames at 80x40: 3 min of driving).
 It costs about 3x that in resident memory (tensor overhead per frame; measured with
 bench/train_memory.py: 128 MB of frames raised the peak by ~400 MB)."""
-PIPELINE_RAM_BUDGET = 64 * 2**20
-"""Bytes tf.data's autotuner may spend on its buffers (the shuffle buffer is apart)."""
-"""``--data-path auto`` streams when the preprocessed frames would exceed this."""
+PIPELINE_RAM_BUDGET = 16 * 2**20
+"""Bytes tf.data's autotuner may spend on its buffers (the shuffle buffer is apart); 64 MB let
+the resident memory creep up ~40 MB more over a 100k-frame epoch (bench/train_memory.py)."""
 
 
 @dataclass
@@ -287,51 +291,71 @@ class StreamedFrames:
         return list(range(index, len(self.bags), workers))
 
     # tf.data ------------------------------------------------------------------------------------
-    def records(self, validation: bool, shuffle: bool = False, seed: int = 0):
-        """A tf.data.Dataset of (uint8 image, steering, throttle) of one side of the split, read
-        from the frame files of this worker, interleaved across files."""
+    def blocks(self, validation: bool) -> list[tuple[str, int, int]]:
+        """(frame file, first record, end record) of every contiguous run of one side of the
+        split: the time blocks of ``split`` (about ``block_seconds`` of frames each)."""
+        runs = []
+        for frames, flags in zip(self.prepared, self.is_val):
+            wanted = np.concatenate([[False], flags == validation, [False]]).astype(np.int8)
+            edges = np.flatnonzero(np.diff(wanted))
+            runs += [(str(frames.frames_path), int(a), int(b))
+                     for a, b in zip(edges[::2], edges[1::2])]
+        return runs
+
+    def rows(self, validation: bool, shuffle: bool = False, seed: int = 0):
+        """A tf.data.Dataset of the raw records (one string per frame) of one side of the split,
+        read straight from the frame files' block ranges (no per-frame filtering or decoding).
+        ``shuffle``: the block order is shuffled each epoch and 8 blocks are interleaved in
+        parallel; otherwise the blocks are read in order."""
         import tensorflow as tf
 
-        files = [(str(b.frames_path), flags) for b, flags in zip(self.prepared, self.is_val)
-                 if len(b) and (flags == validation).any()]
-        height, width = self.metadata.input_height, self.metadata.input_width
-        if not files:
-            return tf.data.Dataset.from_tensor_slices((
-                np.zeros((0, height, width, 3), np.uint8), np.zeros(0, np.float32),
-                np.zeros(0, np.float32)))
-        starts = np.cumsum([0] + [len(flags) for _, flags in files])
-        keep = tf.constant(np.concatenate([flags == validation for _, flags in files]))
-        names = tf.constant([name for name, _ in files])
+        runs = self.blocks(validation)
+        if not runs:
+            return tf.data.Dataset.from_tensor_slices(tf.zeros([0], tf.string))
+        sizes = {name: os.path.getsize(name) for name, _, _ in runs}
         record = self.record_bytes
-        frame = self.frame_bytes
+        names = tf.constant([name for name, _, _ in runs])
+        headers = tf.constant([a * record for _, a, _ in runs], tf.int64)
+        footers = tf.constant([sizes[name] - b * record for name, _, b in runs], tf.int64)
 
-        def one_file(name, start, stop):
-            indices = tf.data.Dataset.range(start, stop)
-            rows = tf.data.FixedLengthRecordDataset(name, record, buffer_size=1 << 18)
-            return tf.data.Dataset.zip((rows, indices)).filter(
-                lambda row, i: tf.gather(keep, i))
+        def one_block(name, header, footer):
+            return tf.data.FixedLengthRecordDataset(name, record, header_bytes=header,
+                                                    footer_bytes=footer, buffer_size=1 << 18)
 
-        def decode(row, _):
-            image = tf.reshape(tf.io.decode_raw(tf.strings.substr(row, 0, frame), tf.uint8),
-                               (height, width, 3))
-            labels = tf.io.decode_raw(tf.strings.substr(row, frame, LABEL_BYTES), tf.float32)
-            return image, labels[0], labels[1]
+        dataset = tf.data.Dataset.from_tensor_slices((names, headers, footers))
+        if not shuffle:   # in order, one block after the other: no buffers in parallel
+            return dataset.flat_map(one_block)
+        dataset = dataset.shuffle(len(runs), seed=seed, reshuffle_each_iteration=True)
+        return dataset.interleave(one_block, cycle_length=min(len(runs), 8), block_length=1,
+                                  num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
 
-        dataset = tf.data.Dataset.from_tensor_slices((names, starts[:-1], starts[1:]))
-        if shuffle:
-            dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-        dataset = dataset.interleave(one_file, cycle_length=min(len(files), 8), block_length=1,
-                                     num_parallel_calls=tf.data.AUTOTUNE,
-                                     deterministic=not shuffle)
-        return dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle)
+    def decode(self, rows):
+        """A batch of raw records -> (uint8 images B x H x W x 3, steering B, throttle B)."""
+        import tensorflow as tf
+
+        height, width = self.metadata.input_height, self.metadata.input_width
+        raw = tf.io.decode_raw(rows, tf.uint8)                # B x record bytes
+        images = tf.reshape(raw[:, :self.frame_bytes], (-1, height, width, 3))
+        # '<f4' on disk; bitcast is the host's order, little-endian wherever TensorFlow runs
+        labels = tf.bitcast(tf.reshape(raw[:, self.frame_bytes:], (-1, 2, 4)), tf.float32)
+        return images, labels[:, 0], labels[:, 1]
+
+    def records(self, validation: bool, shuffle: bool = False, seed: int = 0):
+        """A tf.data.Dataset of (uint8 image, steering, throttle) of one side of the split: the
+        training reader (``rows`` + ``decode``), a frame at a time."""
+        import tensorflow as tf
+
+        return self.rows(validation, shuffle, seed).batch(256).map(
+            self.decode, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
 
     def dataset(self, config, validation: bool, training: bool, repeat: bool = False):
         """Batches for Keras (``config``: a ``PipelineConfig``): shuffled through a buffer of
-        ``shuffle_mb`` MB and augmented when ``training``."""
+        ``shuffle_mb`` MB and augmented when ``training``. Frames stay raw records until a whole
+        batch is decoded at once."""
         import tensorflow as tf
         from donkey_ros.learning.pipeline import batch_maker
 
-        data = self.records(validation, shuffle=training, seed=config.seed)
+        data = self.rows(validation, shuffle=training, seed=config.seed)
         if training:
             buffer = max(config.batch_size, int(self.shuffle_mb * 2**20 / self.record_bytes))
             data = data.shuffle(buffer, seed=config.seed, reshuffle_each_iteration=True)
@@ -343,7 +367,8 @@ class StreamedFrames:
             frames = int(sum(int((flags == validation).sum()) for flags in self.is_val))
             data = data.apply(tf.data.experimental.assert_cardinality(
                 math.ceil(frames / config.batch_size)))
-        data = data.map(make, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
+        data = data.map(lambda rows: make(*self.decode(rows)),
+                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = \
             tf.data.experimental.AutoShardPolicy.OFF   # each worker reads its own bags already
