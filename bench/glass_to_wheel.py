@@ -678,37 +678,29 @@ def report(results, layouts, executors, rates, invoke_p50, invoke_cpu) -> None:
           'CPU = % of one core: all the car\'s processes; infer = commands/s x CPU of a bare '
           'invoke; graph = all - infer (camera, mux, actuator and the pilot\'s ROS glue); '
           'floor = the echo chain\'s processes. RSS = resident memory of the car\'s processes.')
-    for executor in executors:
-        for rate in rates:
-            one = results.get(('car', 'one', executor, rate))
-            sep = results.get(('car', 'separate', executor, rate))
-            if one and sep:
-                print(f'one process / separate ({executor}, {rate:g} Hz): latency p50 '
-                      f'{one.p(50) / sep.p(50):.2f}x, CPU {one.cpu / sep.cpu:.2f}x')
-    for executor in executors:
-        for rate in rates:
-            fast = results.get(('car', 'fast', executor, rate))
-            one = results.get(('car', 'one', executor, rate))
-            if fast and one:
-                print(f'fast path / one process ({executor}, {rate:g} Hz): latency p50 '
-                      f'{fast.p(50) / one.p(50):.2f}x, p99 {fast.p(99) / one.p(99):.2f}x, '
-                      f'CPU {fast.cpu / one.cpu:.2f}x, graph CPU '
-                      f'{graph_cpu(fast, invoke_cpu) / graph_cpu(one, invoke_cpu):.2f}x')
+    def compare(label: str, a, b) -> None:
+        if a and b:
+            print(f'{label}: latency p50 {a.p(50) / b.p(50):.2f}x, p99 {a.p(99) / b.p(99):.2f}x, '
+                  f'CPU {a.cpu / b.cpu:.2f}x, graph CPU '
+                  f'{graph_cpu(a, invoke_cpu) / graph_cpu(b, invoke_cpu):.2f}x')
+
+    for label, a, b in (('one process / separate', 'one', 'separate'),
+                        ('fast path / one process', 'fast', 'one')):
+        for executor in executors:
+            for rate in rates:
+                compare(f'{label} ({executor}, {rate:g} Hz)',
+                        results.get(('car', a, executor, rate)),
+                        results.get(('car', b, executor, rate)))
     for rate in rates:
-        one = results.get(('car', 'one', executors[-1], rate))
-        shared = results.get(('car', 'shared', executors[-1], rate))
-        if one and shared:
-            print(f'actuator on its own executor thread / on the main one ({executors[-1]}, '
-                  f'{rate:g} Hz): latency p50 {one.p(50) / shared.p(50):.2f}x, '
-                  f'p99 {one.p(99) / shared.p(99):.2f}x, CPU {one.cpu / shared.cpu:.2f}x')
+        compare(f'actuator on its own executor thread / on the main one ({executors[-1]}, '
+                f'{rate:g} Hz)', results.get(('car', 'one', executors[-1], rate)),
+                results.get(('car', 'shared', executors[-1], rate)))
     if 'single' in executors and 'events' in executors:
         for layout in layouts:
             for rate in rates:
-                s = results.get(('car', layout, 'single', rate))
-                e = results.get(('car', layout, 'events', rate))
-                if s and e:
-                    print(f'events / single ({layout}, {rate:g} Hz): latency p50 '
-                          f'{e.p(50) / s.p(50):.2f}x, CPU {e.cpu / s.cpu:.2f}x')
+                compare(f'events / single ({layout}, {rate:g} Hz)',
+                        results.get(('car', layout, 'events', rate)),
+                        results.get(('car', layout, 'single', rate)))
 
     for layout in ('one', 'fast'):
         if layout in layouts:
@@ -734,7 +726,7 @@ def goals(results, layout: str, executor: str, rates, invoke_p50: float,
         print(f'  g2w p50 {slow.p(50):.2f} ms <= bare invoke {invoke_p50:.2f} + 1.0 ms: '
               f'{verdict(slow.p(50) <= invoke_p50 + 1.0)}')
         print(f'  p99 {slow.p(99):.2f} ms <= 2 x p50: {verdict(slow.p(99) <= 2 * slow.p(50))}')
-        graph = slow.cpu - slow.commands_per_s * invoke_cpu
+        graph = graph_cpu(slow, invoke_cpu)
         print(f'  car graph CPU at {min(rates):g} Hz (inference excluded) {graph * 100:.1f}% of '
               f'a core <= 10%: {verdict(graph <= 0.10)}')
     for rate in rates if layout == 'one' else ():
