@@ -354,6 +354,6 @@ def test_deeply_nested_json_is_one_line_and_the_connection_stays_usable(graph, c
         err += capfd.readouterr().err
         return bool(re.search(r'\[WARN\].*page disconnected: 127\.0\.0\.1 \(#2\): '
                               r'(Message size 100000 exceeds limit|.*close code 1009)', err))
-    assert graph.wait_for(logged, timeout=10.0), err
+    assert graph.wait_for(logged, timeout=20.0), err
     assert 'JSON nested deeper than 4 levels' in err
     assert 'RecursionError' not in err and 'Traceback' not in err

@@ -39,6 +39,8 @@ from donkey_ros.web.protocol import (MAX_FRAME, NORMAL_CLOSE_CODES, Message, Pro
 
 STATIC_DIR = Path(__file__).resolve().parent / 'static'
 BOUNDARY = 'donkeyframe'
+CLOSE_TIMEOUT = 2.0
+"""Seconds a WebSocket close waits for the page's answering close frame."""
 
 
 class WebError(DonkeyRosError):
@@ -355,7 +357,10 @@ class WebServer:
 
     # --- WebSocket -----------------------------------------------------------------------------
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(heartbeat=2.0, compress=False, max_msg_size=MAX_FRAME)
+        # timeout: how long a close waits for the page's close frame. aiohttp's 10 s default kept
+        # the handler (and its disconnect line) waiting after a 1009, whose reader is done.
+        ws = web.WebSocketResponse(heartbeat=2.0, compress=False, max_msg_size=MAX_FRAME,
+                                   timeout=CLOSE_TIMEOUT)
         await ws.prepare(request)
         conn = Connection(next(self._ids), request.remote or '?')
         self._clients[conn] = ws
