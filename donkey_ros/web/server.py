@@ -39,8 +39,6 @@ from donkey_ros.web.protocol import (MAX_FRAME, NORMAL_CLOSE_CODES, Message, Pro
 
 STATIC_DIR = Path(__file__).resolve().parent / 'static'
 BOUNDARY = 'donkeyframe'
-CLOSE_TIMEOUT = 2.0
-"""Seconds a WebSocket close waits for the page's answering close frame."""
 
 
 class WebError(DonkeyRosError):
@@ -95,6 +93,8 @@ class WebServer:
         self.bad_messages = 0
         self.refused = 0
         self.handler_errors = 0
+        self.dropped = 0
+        """Pages whose connection ended other than by a goodbye (error, lost, refused frame)."""
         self._ids = itertools.count(1)
         self._clients: dict[Connection, web.WebSocketResponse] = {}
         self._viewers = 0
@@ -357,10 +357,7 @@ class WebServer:
 
     # --- WebSocket -----------------------------------------------------------------------------
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
-        # timeout: how long a close waits for the page's close frame. aiohttp's 10 s default kept
-        # the handler (and its disconnect line) waiting after a 1009, whose reader is done.
-        ws = web.WebSocketResponse(heartbeat=2.0, compress=False, max_msg_size=MAX_FRAME,
-                                   timeout=CLOSE_TIMEOUT)
+        ws = web.WebSocketResponse(heartbeat=2.0, compress=False, max_msg_size=MAX_FRAME)
         await ws.prepare(request)
         conn = Connection(next(self._ids), request.remote or '?')
         self._clients[conn] = ws
@@ -393,6 +390,7 @@ class WebServer:
                 why = error if error is not None else close_reason(code)
                 self.log.warning(f'page disconnected: {conn.peer} (#{conn.id}): {why} '
                                  f'(close code {code})')
+                self.dropped += 1
             else:
                 self.log.info(f'page disconnected: {conn.peer} (#{conn.id})')
             try:

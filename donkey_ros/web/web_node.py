@@ -292,7 +292,8 @@ class WebNode(Node):
             else 0.0,
             'commands_sent': self.commands_sent, 'stick_active': self.joystick.active,
             'deadman_trips': self.joystick.deadman_trips, 'bad_messages': s.bad_messages,
-            'refused_requests': s.refused, 'errors': s.handler_errors, 'estop': self.estop}
+            'refused_requests': s.refused, 'dropped_pages': s.dropped, 'errors': s.handler_errors,
+            'estop': self.estop}
         if self.frame_error:
             return ERROR, f'camera frames refused: {self.frame_error}', values
         if not self.frames:
