@@ -42,11 +42,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
+from procstat import cpu_seconds, memory_mb  # noqa: E402
 
 MODEL = ROOT / 'donkey_ros' / 'models' / 'default_pilot.tflite'
 SERVE = '--serve'
 SERVE_CAR_SHARED = '--serve-car-shared'
-CLOCK_TICK = os.sysconf('SC_CLK_TCK')
 FRAME_STEERING: list[float] = []  # the model's steering for each frame (make_frames)
 INVOKE_GAP = 0.01  # s between bare invokes (caches about as cold as between camera frames)
 
@@ -203,22 +203,6 @@ def echo_commands(layout: str, log: str, rate: float, frames: str, namespace: st
     return [head + [role] + tail for role in roles]
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (all its threads), in seconds."""
-    with open(f'/proc/{pid}/stat') as stat:
-        fields = stat.read().rsplit(')', 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICK
-
-
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process, MB."""
-    with open(f'/proc/{pid}/status') as status:
-        for line in status:
-            if line.startswith('VmRSS:'):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def read_jsonl(path: str) -> list[dict]:
     rows = []
     try:
@@ -349,7 +333,7 @@ def run_layout(kind: str, layout: str, executor: str, rate: float, seconds: floa
         end = time.monotonic()
         each1 = [cpu_seconds(c.pid) for c in children]
         cpu1 = sum(each1)
-        rss = sum(rss_mb(c.pid) for c in children)
+        rss = sum(memory_mb(c.pid)['VmRSS'] for c in children)
         commands_seen = (len(probe.seen) - seen0) if probe else 0
         pilot = dict(probe.pilot) if probe else {}
         time.sleep(0.3)

@@ -26,16 +26,7 @@ from pathlib import Path
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 
 import numpy as np  # noqa: E402
-
-TICKS = os.sysconf('SC_CLK_TCK')
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (from /proc)."""
-    with open(f'/proc/{pid}/stat') as stat:
-        fields = stat.read().rsplit(')', 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
+from procstat import cpu_seconds, memory_mb  # noqa: E402
 
 def camera_frames(width: int, height: int, count: int = 8) -> list[np.ndarray]:
     """Realistic frames: the simulator's camera along the track (a gradient if unavailable)."""
@@ -98,15 +89,6 @@ def tub_writer_cpu_per_frame(images: list[np.ndarray], frames: int = 60) -> floa
         elapsed = time.process_time() - start
         catalog.close()
     return elapsed / frames
-
-
-def peak_rss_mb(pid: int) -> float:
-    """Peak resident memory of a process (VmHWM), MB."""
-    with open(f'/proc/{pid}/status') as status:
-        for line in status:
-            if line.startswith('VmHWM:'):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def run_config(width: int, height: int, rate: float, duration: float, env: dict,
@@ -175,7 +157,7 @@ def run_config(width: int, height: int, rate: float, duration: float, env: dict,
         while time.monotonic() < end:                   # let the last frames land
             executor.spin_once(timeout_sec=0.1)
         dropped_queue = statuses[-1].dropped if statuses else -1
-        rss = peak_rss_mb(recorder.pid)
+        rss = memory_mb(recorder.pid)['VmHWM']
         recorder.send_signal(signal.SIGINT)
         recorder.wait(timeout=30)
         bag = next(p for p in Path(folder).iterdir() if p.is_dir())

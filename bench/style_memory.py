@@ -29,16 +29,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 
-
-def status(pid: int) -> dict[str, float]:
-    """VmRSS and VmHWM of ``pid``, MB."""
-    values = {}
-    with open(f'/proc/{pid}/status') as stream:
-        for line in stream:
-            key, _, rest = line.partition(':')
-            if key in ('VmRSS', 'VmHWM'):
-                values[key] = int(rest.split()[0]) / 1024
-    return values
+from procstat import memory_mb  # noqa: E402
 
 
 def reset_peak(pid: int) -> bool:
@@ -92,7 +83,7 @@ def measure(args: argparse.Namespace, service, width: int, height: int) -> int:
         peak = 0.0
         while not all(f.done() for f in futures):
             executor.spin_once(timeout_sec=0.05)
-            peak = max(peak, status(process.pid)['VmRSS'])
+            peak = max(peak, memory_mb(process.pid)['VmRSS'])
         return [f.result() for f in futures], peak
 
     def phase(label: str, count: int, w: int, h: int) -> str:
@@ -101,7 +92,7 @@ def measure(args: argparse.Namespace, service, width: int, height: int) -> int:
         results, polled = send(count, w, h)
         seconds = time.perf_counter() - started
         time.sleep(0.5)
-        after = status(process.pid)
+        after = memory_mb(process.pid)
         ok = sum(r.success for r in results)
         refused = [r.message for r in results if not r.success]
         print(f'{label}: {count} x {w}x{h}: {ok} served, {len(refused)} refused in '
@@ -115,7 +106,7 @@ def measure(args: argparse.Namespace, service, width: int, height: int) -> int:
         print('the style_transfer node did not start')
         return 1
     time.sleep(1.0)
-    idle = status(process.pid)
+    idle = memory_mb(process.pid)
     print(f'node idle: resident {idle["VmRSS"]:.0f} MB (peak so far {idle["VmHWM"]:.0f} MB); '
           f'budget {args.budget if args.budget is not None else "default"} MB, '
           f'{os.cpu_count()} CPU(s)')
