@@ -33,7 +33,7 @@ from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 
 from donkey_ros.common import intra, qos
-from donkey_ros.common.command import NEUTRAL, clamp, command_to_msg
+from donkey_ros.common.command import NEUTRAL, DriveCommand, clamp, command_to_msg
 from donkey_ros.common.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher
 from donkey_ros.common.errors import DonkeyRosError
 from donkey_ros.common.image import image_to_array
@@ -234,12 +234,8 @@ class PilotNode(Node):
         self.latency_ms.append((now - stamp.sec * 1_000_000_000 - stamp.nanosec) * 1e-6)
 
     def _publish(self, steering: float, throttle: float, stamp) -> None:
-        msg = TwistStamped()  # a new one each time: in-process subscribers keep it
-        msg.header.stamp = stamp
-        msg.header.frame_id = 'base_link'
-        msg.twist.linear.x = throttle
-        msg.twist.angular.z = steering
-        self.cmd_pub.publish(msg)
+        # A new message each time: in-process subscribers keep it.
+        self.cmd_pub.publish(command_to_msg(DriveCommand(steering, throttle), stamp))
         self.commands += 1
         self.last_command = (steering, throttle)
         if self.frame_error:
