@@ -24,9 +24,9 @@ import shlex
 import time
 
 from donkey_ros.common.image import parse_size
-from donkey_ros.learning.pipeline import AUGMENTATIONS
+from donkey_ros.learning.distribute import DISTRIBUTIONS
+from donkey_ros.learning.pipeline import AUGMENTATIONS, FrameSet
 from donkey_ros.learning.streaming import AUTO_MEMORY_LIMIT_MB, DATA_PATHS, SHUFFLE_MB
-from donkey_ros.learning.pipeline import FrameSet
 from donkey_ros.learning.train import NORMALIZATIONS, TrainConfig, train
 from donkey_ros.learning.training_data import counts_text
 from donkey_ros.learning.training_data import load_bags as _load_bags
@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     scale.add_argument('--shuffle-mb', type=float, default=SHUFFLE_MB,
                        help=f'stream: shuffle buffer size in MB of frames (default {SHUFFLE_MB:g})')
     scale.add_argument('--distribute', dest='distribution', default=TrainConfig().distribution,
-                       choices=('auto', 'none', 'mirrored', 'multi-worker'),
+                       choices=DISTRIBUTIONS,
                        help='tf.distribute strategy; auto: multi-worker when TF_CONFIG names '
                             'several workers, mirrored over all GPUs when there are several')
     scale.add_argument('--workers', default=None, metavar='HOST:PORT,...',
@@ -202,15 +202,13 @@ def result_path(frames) -> str:
 
 def read_frames(args, config: TrainConfig, filters: dict):
     """Frames in memory or prepared for streaming (``--data-path``), this worker's share."""
-    from donkey_ros.learning.distribute import cluster_workers, write_tf_config
+    from donkey_ros.learning.distribute import data_shard, write_tf_config
     from donkey_ros.learning.streaming import choose_path, first_frame_size, stream_bags
     from donkey_ros.recording.dataset import find_bags
 
     if args.workers:
         write_tf_config(args.workers, args.worker_index)
-    workers, index = cluster_workers()
-    if config.distribution in ('none', 'mirrored'):
-        workers, index = 1, 0
+    index, workers = data_shard(config.distribution)
     transform = frame_transform(config)
     frame_bytes = 0
     if args.data_path == 'auto' and transform is None and workers == 1:

@@ -17,6 +17,9 @@ from dataclasses import dataclass
 
 from donkey_ros.common.errors import ConfigError
 
+DISTRIBUTIONS = ('auto', 'none', 'mirrored', 'multi-worker')
+"""``--distribute`` choices (``TrainConfig.distribution``)."""
+
 
 @dataclass
 class Distribution:
@@ -85,17 +88,27 @@ def cluster_workers() -> tuple[int, int]:
     return max(1, workers), index
 
 
+def multi_worker(kind: str, workers: int) -> bool:
+    """Whether a run of distribution ``kind`` with ``workers`` in TF_CONFIG is multi-worker."""
+    return kind == 'multi-worker' or (kind == 'auto' and workers > 1)
+
+
+def data_shard(kind: str) -> tuple[int, int]:
+    """(this worker's index, workers) over which the data is split for a run of ``kind``."""
+    workers, index = cluster_workers()
+    return (index, workers) if multi_worker(kind, workers) else (0, 1)
+
+
 def make_distribution(kind: str = 'auto') -> Distribution:
     """The strategy for this process: ``auto`` picks multi-worker when ``TF_CONFIG`` names
     several workers, mirrored when several GPUs are visible, else the default strategy.
     Must run before any other TensorFlow op (``MultiWorkerMirroredStrategy`` requires it)."""
     import tensorflow as tf
 
-    if kind not in ('auto', 'none', 'mirrored', 'multi-worker'):
-        raise ConfigError(f"distribution '{kind}' unknown (valid: auto, none, mirrored, "
-                          'multi-worker)')
+    if kind not in DISTRIBUTIONS:
+        raise ConfigError(f"distribution '{kind}' unknown (valid: {', '.join(DISTRIBUTIONS)})")
     workers, index = cluster_workers()
-    if kind == 'multi-worker' or (kind == 'auto' and workers > 1):
+    if multi_worker(kind, workers):
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
         return Distribution(strategy, 'multi-worker', workers, index,
                             strategy.num_replicas_in_sync)
