@@ -75,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
                         help='first seed of --generate (track i uses seed S + i)')
     parser.add_argument('--track', action='append', dest='tracks',
                         help='a track name or YAML path (repeatable; default: all shipped)')
-    parser.add_argument('--size', type=whole_number(16, 4000, 'whole number of pixels'), default=800,
+    parser.add_argument('--size', type=whole_number(16, 4000, 'whole number of pixels'),
+                        default=800,
                         help='top-down picture size along its longer side, pixels (16-4000)')
     args = parser.parse_args(argv)
     if args.generate:
