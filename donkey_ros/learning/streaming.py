@@ -42,7 +42,8 @@ import numpy as np
 
 from donkey_ros.common.errors import ConfigError
 from donkey_ros.learning.metadata import ModelMetadata
-from donkey_ros.learning.pipeline import DataError, FrameSet, split_by_time
+from donkey_ros.learning.pipeline import (DataError, FrameSet, batch_maker, segment_validation,
+                                          split_by_time)
 
 CACHE_VERSION = 1
 LABEL_BYTES = 8                    # float32 steering, float32 throttle after the pixels
@@ -249,7 +250,7 @@ class StreamedFrames:
         ``sum_over_workers(vector)`` sums a float vector over the workers (several workers:
         each only knows its own bags' frame counts).
         """
-        index, workers = self.shard
+        workers = self.shard[1]
         mine = np.zeros(len(self.bags), np.float64)
         for bag_index, frames in zip(self._bag_indices(), self.prepared):
             mine[bag_index] = len(frames)
@@ -273,7 +274,6 @@ class StreamedFrames:
                 self.is_val.append(flags[start:start + len(frames)])
                 start += len(frames)
         else:
-            from donkey_ros.learning.pipeline import segment_validation
             self.is_val = [segment_validation(f.times, int(order[i]), val_fraction,
                                               block_seconds) if len(f) else np.zeros(0, bool)
                            for i, f in zip(self._bag_indices(), self.prepared)]
@@ -353,7 +353,6 @@ class StreamedFrames:
         ``shuffle_mb`` MB and augmented when ``training``. Frames stay raw records until a whole
         batch is decoded at once."""
         import tensorflow as tf
-        from donkey_ros.learning.pipeline import batch_maker
 
         data = self.rows(validation, shuffle=training, seed=config.seed)
         if training:
