@@ -62,6 +62,25 @@ def test_shaper_resizes_crops_flips_and_outputs_rgb():
         FrameShaper(160, 120, crop_top=60, crop_bottom=60)
 
 
+def test_shaper_matches_the_plain_array_operations_for_every_flip_and_layout():
+    rng = np.random.default_rng(3)
+    bgr = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    bgra = np.dstack([bgr, rng.integers(0, 255, (120, 160), dtype=np.uint8)])
+    for frame in (bgr, bgra, bgr[:, :, 1]):
+        for flip_h in (False, True):
+            for flip_v in (False, True):
+                shaper = FrameShaper(160, 120, crop_top=10, crop_bottom=5, crop_left=3,
+                                     crop_right=7, flip_horizontal=flip_h, flip_vertical=flip_v)
+                want = frame[10:115, 3:153]
+                want = np.repeat(want[:, :, None], 3, 2) if want.ndim == 2 else \
+                    want[:, :, 2::-1]
+                want = want[::-1 if flip_v else 1, ::-1 if flip_h else 1]
+                got = shaper(frame)
+                assert got.flags['C_CONTIGUOUS'] and got.dtype == np.uint8
+                np.testing.assert_array_equal(got, want,
+                                              err_msg=f'{frame.shape} h{flip_h} v{flip_v}')
+
+
 def test_camera_model_follows_resizing_and_cropping(tmp_path):
     shaper = FrameShaper(160, 120, crop_top=20)
     model = pinhole(shaper, 90.0)
