@@ -141,8 +141,9 @@ def test_hung_pilot_callback_does_not_stall_the_actuator_watchdog(frames, execut
     """A pilot callback that never returns (it waits forever, or loops in Python) stalls the
     pilot, mux and camera's executor; the actuator, on its own executor thread, still stops the
     car within timeout + one period of the last command it got, and the car drives again when
-    the callback returns. With the in-process fast path too: the mux's callbacks still run on
-    the stalled executor, so no command reaches the actuator while it hangs."""
+    the callback returns. With the in-process fast path too: the pilot's frames keep coming and
+    its commands reach the mux at once in the pilot's inference thread, but the mux forwards
+    them only while its own executor (stalled here, with its e-stop service) is alive."""
     car_ = OneProcessCar(frames, executor, fast_path)
     release = threading.Event()
     hung = threading.Event()
