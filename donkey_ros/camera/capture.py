@@ -86,12 +86,15 @@ class CaptureThread:
         on_error: called with a readable message when the source fails or recovers.
         stamp: returns the capture stamp (called right after a frame is grabbed).
         retry_interval: first wait before reopening a failed source; doubles up to retry_max.
+        prepare: called in the capture thread before each frame is grabbed (off the path from a
+            frame's stamp to its command): the publisher makes its next message there.
     """
 
     def __init__(self, source, shaper: FrameShaper, fps: float,
                  on_frame: Callable[[np.ndarray, object], None],
                  on_error: Callable[[str], None], stamp: Callable[[], object],
-                 retry_interval: float = 0.5, retry_max: float = 5.0) -> None:
+                 retry_interval: float = 0.5, retry_max: float = 5.0,
+                 prepare: Callable[[], None] | None = None) -> None:
         self.source = source
         self.shaper = shaper
         self.period = 1.0 / fps
@@ -100,6 +103,7 @@ class CaptureThread:
         self.stamp = stamp
         self.retry_interval = retry_interval
         self.retry_max = retry_max
+        self.prepare = prepare
         self.frames = 0
         self.errors = 0
         self.state = 'starting'
@@ -160,6 +164,8 @@ class CaptureThread:
                 wait = next_time - time.monotonic()
                 if wait > 0 and self._stop.wait(wait):
                     break
+            if self.prepare is not None:  # after the pause: the last frame's work is done
+                self.prepare()
             if not self.source.grab():
                 self.state = 'lost'
                 self._fail(f'{self.source.description}: no frame (unplugged or ended); reopening')

@@ -63,13 +63,40 @@ def command_from_msg(msg) -> DriveCommand:
     return DriveCommand.checked(msg.twist.angular.z, msg.twist.linear.x)
 
 
-def command_to_msg(command: DriveCommand, stamp=None, frame_id: str = 'base_link'):
-    from geometry_msgs.msg import TwistStamped
-
-    msg = TwistStamped()
+def command_to_msg(command: DriveCommand, stamp=None, frame_id: str = 'base_link', msg=None):
+    """A TwistStamped holding ``command``; pass ``msg`` to fill a message made earlier."""
+    if msg is None:
+        from geometry_msgs.msg import TwistStamped
+        msg = TwistStamped()
     if stamp is not None:
         msg.header.stamp = stamp
     msg.header.frame_id = frame_id
     msg.twist.linear.x = float(command.throttle)
     msg.twist.angular.z = float(command.steering)
     return msg
+
+
+class CommandBuilder:
+    """``command_to_msg`` with the next message made ahead, for a node's hot path.
+
+    Making a TwistStamped in rclpy costs ~0.1 ms when the CPU comes back from an idle spell
+    (four nested messages built field by field, ~0.02 ms warm); filling one costs a quarter of
+    that. ``build`` fills the message made by the last ``prepare`` (made then if there is none);
+    call ``prepare`` once the built one is published, off the path from a frame to the wheels.
+    Every message is still a new object: in-process subscribers keep the ones they get.
+    One thread at a time builds (the node's hot path, or callers holding one lock); others use
+    ``command_to_msg``.
+    """
+
+    def __init__(self, frame_id: str = 'base_link') -> None:
+        self.frame_id = frame_id
+        self._next = None
+
+    def build(self, command: DriveCommand, stamp=None):
+        msg, self._next = self._next, None
+        return command_to_msg(command, stamp, self.frame_id, msg)
+
+    def prepare(self) -> None:
+        if self._next is None:
+            from geometry_msgs.msg import TwistStamped
+            self._next = TwistStamped()

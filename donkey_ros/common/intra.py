@@ -13,9 +13,10 @@ through ``create_publisher`` / ``create_subscription`` of this module work like 
   a hung callback gets nothing until it returns. Messages wait for their task in a queue of the
   subscription's QoS depth (KEEP_LAST): a slow subscriber with depth 1 gets only the newest, and
   the replaced ones show as gaps in the sequence numbers, as with DDS. A subscription made
-  ``thread_safe`` (its callback locks what it shares with the node's other callbacks: the
-  actuator's ``cmd``) is called at once in the publisher's thread instead, one hop less; a
-  publisher whose executor hangs then delivers nothing, as before.
+  ``thread_safe`` (its callback locks what it shares with the node's other callbacks: the mux's
+  ``user/cmd`` and ``pilot/cmd``, the actuator's ``cmd``) is called at once in the publisher's
+  thread instead, one hop less each: the pilot's command then reaches the PCA9685 in the pilot's
+  thread. A publisher whose executor hangs delivers nothing, as before.
 - **DDS for everything outside.** The message is also published over DDS when some subscription
   that is not served in-process matches (a recorder, web page, rviz, ``ros2 topic echo``, a node
   of another process or context), or when an in-process subscriber cannot be served directly (its
@@ -140,18 +141,18 @@ class IntraPublisher:
         sequence = next(self._sequence)
         local = self.registry.subscriptions(self.topic)
         direct = [s for s in local if s.executor() is not None]
-        # DDS readers other than those of the in-process subscriptions: somebody outside.
-        outside = self.publisher.get_subscription_count() - len(local) > 0
-        over_dds = outside or len(direct) < len(local)
-        if over_dds:
-            for subscription in direct:
-                subscription.expect(self.id, msg)
         info = {'publication_sequence_number': sequence, 'reception_sequence_number': sequence,
                 'source_timestamp': time.time_ns(), 'received_timestamp': 0}
+        # Straight to the in-process subscribers first: what follows overlaps their wake-up.
+        # Their DDS copies cannot arrive before the DDS publish below, which comes after expect.
         for subscription in direct:
             if subscription.deliver(msg, info):
                 self.direct += 1
-        if over_dds:
+        # DDS readers other than those of the in-process subscriptions: somebody outside.
+        outside = self.publisher.get_subscription_count() - len(local) > 0
+        if outside or len(direct) < len(local):
+            for subscription in direct:
+                subscription.expect(self.id, msg)
             self.publisher.publish(msg)
             self.over_dds += 1
 

@@ -33,7 +33,8 @@ from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 
 from donkey_ros.common import intra, qos
-from donkey_ros.common.command import NEUTRAL, DriveCommand, clamp, command_to_msg
+from donkey_ros.common.command import (NEUTRAL, CommandBuilder, DriveCommand, clamp,
+                                      command_to_msg)
 from donkey_ros.common.diagnostics import ERROR, OK, WARN, DiagnosticsPublisher
 from donkey_ros.common.errors import DonkeyRosError
 from donkey_ros.common.image import image_to_array
@@ -115,6 +116,7 @@ class PilotNode(Node):
         self.latency_ms = collections.deque(maxlen=200)
         self._system_clock = not self.get_parameter('use_sim_time').value
         self.cmd_pub = intra.create_publisher(self, TwistStamped, 'pilot/cmd', qos.COMMAND)
+        self._commands = CommandBuilder()  # used by the inference thread only
         self.create_service(Trigger, '~/reload', self._on_reload)
         self._load(self.params)
         # The camera subscription lives on a helper node spun by the inference thread.
@@ -235,7 +237,8 @@ class PilotNode(Node):
 
     def _publish(self, steering: float, throttle: float, stamp) -> None:
         # A new message each time: in-process subscribers keep it.
-        self.cmd_pub.publish(command_to_msg(DriveCommand(steering, throttle), stamp))
+        self.cmd_pub.publish(self._commands.build(DriveCommand(steering, throttle), stamp))
+        self._commands.prepare()  # the command has reached the wheels if they are in-process
         self.commands += 1
         self.last_command = (steering, throttle)
         if self.frame_error:
