@@ -318,7 +318,10 @@ def run_layout(kind: str, layout: str, executor: str, rate: float, seconds: floa
                                  text=True) for c in commands]
     try:
         deadline = time.monotonic() + 60
-        while len(read_jsonl(str(log))) < 20:
+        # Driving (register writes logged), and the probe hears cmd: DDS discovery between this
+        # process and the car's sometimes takes seconds, and a window opened before it would
+        # see a fraction of the commands.
+        while len(read_jsonl(str(log))) < 20 or (probe and len(probe.seen) < 10):
             if time.monotonic() > deadline or any(c.poll() is not None for c in children):
                 dead = [c for c in children if c.poll() is not None]
                 detail = dead[0].stderr.read()[-2000:] if dead else 'timed out'
@@ -540,18 +543,21 @@ def breakdown(frames: Path, executor: str, seconds: float, fast_path: bool = Fal
           f'{executor} executor, 20 Hz, {len(rows)} frames (ms, p50 / p90)')
     if not len(rows):
         return
+    # In time order: with the fast path the pilot's publish returns after the mux and the
+    # actuator ran (in its thread), so 'pilot published' comes last.
+    timeline = sorted(order, key=lambda name: np.median(rows[:, order.index(name)] - stamps))
     start = stamps
-    for name, end in zip(['frame stamp'] + order[:-1], order):
+    for name, end in zip(['frame stamp'] + timeline[:-1], timeline):
         column = (rows[:, order.index(end)] - start) * 1e3
         print(f'  {name + " -> " + end:44} {np.median(column):6.3f} / '
               f'{np.percentile(column, 90):6.3f}')
         start = rows[:, order.index(end)]
-    total = (rows[:, -1] - stamps) * 1e3
+    total = (rows[:, order.index('actuator done')] - stamps) * 1e3
     print(f'  {"frame stamp -> actuator done":44} {np.median(total):6.3f} / '
           f'{np.percentile(total, 90):6.3f}')
     # Another "glass": the image ready (read, decoded, shaped), where a driver that decodes
     # before stamping would stamp. The figures above stay from the frame stamp (frame grabbed).
-    ready = (rows[:, -1] - rows[:, 0]) * 1e3
+    ready = (rows[:, order.index('actuator done')] - rows[:, 0]) * 1e3
     print(f'  {"image ready (camera publish) -> actuator done":44} {np.median(ready):6.3f} / '
           f'{np.percentile(ready, 90):6.3f}')
 
