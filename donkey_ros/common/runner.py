@@ -12,6 +12,7 @@ own in a thread of their own (``Spinner.add(node, isolated=True)``).
 """
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sys
@@ -309,6 +310,10 @@ def run_nodes(factories: Sequence[Callable[..., object]], args: list[str] | None
             rclpy.logging.get_logger(name).error(text)
             return 2
         shutdown.install()  # again, after the executors: see make_executor
+        # What start-up made (modules, models, nodes) lives as long as the process: kept out of
+        # the collector's sight, a full collection while driving walks only what driving made
+        # (70 ms -> 0.03 ms in the one-process car: bench/glass_to_wheel.py --breakdown).
+        gc.freeze()
         try:
             while not shutdown.requested and rclpy.ok():
                 spinner.spin_once(timeout_sec=tick_period)
