@@ -12,9 +12,11 @@ pulse ``timeout`` s after the last command, as it does when the mux process dies
 which writes files, also gets its own, so disk writes never delay a command.
 
 ``--intra-process``: the fast path (``common/intra.py``). Frames, ``pilot/cmd`` and ``cmd`` go
-from node to node inside the process without DDS (each callback still runs on its own node's
-executor thread), and over DDS only when something outside the process subscribes; messages from
-other processes on those topics still arrive.
+from node to node inside the process without DDS, and over DDS only when something outside the
+process subscribes; messages from other processes on those topics still arrive. A frame goes to
+the pilot's inference thread; its command is handed on by calls in that thread (the mux and the
+actuator lock their state; the mux forwards only while its own executor is alive), so the
+pilot's publish returns once the steering register is written.
 
 Parameters come from a ROS 2 parameter file (default: the installed config/car.yaml), each node
 reading its own section; ``--ros-args`` after the options go to every node
