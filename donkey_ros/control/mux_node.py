@@ -26,7 +26,9 @@ PARAMS = (
           min=1.0, max=200.0),
 )
 STALL_PERIODS = 2.5
-"""Heartbeat periods without a heartbeat after which the node's executor counts as stalled."""
+"""Heartbeat periods without a heartbeat after which the node's executor counts as stalled..."""
+STALL_MIN = 0.1
+"""... and never less than this (s): a fast heartbeat may be a few ms late."""
 
 
 class MuxNode(Node):
@@ -40,9 +42,9 @@ class MuxNode(Node):
         # publisher's thread, at once, not on this node's executor: one hop less between a
         # frame and the wheels. Everything that reads or changes the mux holds this lock.
         # They are forwarded only while this node's executor is alive (its heartbeat ran within
-        # STALL_PERIODS periods): with it stalled, the e-stop service, drive_mode/set and
-        # commands from other processes go unheard, so nothing drives (the actuator's watchdog
-        # stops the car), as when every callback ran there.
+        # STALL_PERIODS periods, at least STALL_MIN): with it stalled, the e-stop service,
+        # drive_mode/set and commands from other processes go unheard, so nothing drives (the
+        # actuator's watchdog stops the car), as when every callback ran there.
         self._lock = threading.RLock()
         self._beat = steady_now()
         self._commands = CommandBuilder()  # under the lock
@@ -117,7 +119,7 @@ class MuxNode(Node):
             now = steady_now()
             self.mux.update(source, command, now, msg.header.stamp)
             if source in (self.mux.steering_source(), self.mux.throttle_source()):
-                if now - self._beat <= STALL_PERIODS / self.params.rate:
+                if now - self._beat <= max(STALL_PERIODS / self.params.rate, STALL_MIN):
                     self._publish_locked()
                 else:
                     self.stalled += 1
