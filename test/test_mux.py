@@ -242,3 +242,75 @@ def test_heartbeat_and_source_timeout_run_on_steady_time(graph, tmp_path, clock)
     # seen at load 8.6); the bug this catches never sends neutral at all.
     assert delay <= timeout + 1 / rate + 0.15, delay
     assert cmds[-1].twist.linear.x == 0.0 and cmds[-1].twist.angular.z == 0.0
+
+
+@pytest.mark.parametrize('kind', ['single', 'events'])
+def test_fast_path_mux_forwards_in_the_publishers_thread_only_while_its_executor_runs(kind,
+                                                                                     graph):
+    """On the in-process fast path a pilot command goes through the mux to an in-process ``cmd``
+    subscriber within the pilot's publish call, in its thread (no executor hop). While the
+    mux's executor is stalled (its e-stop service and mode changes would go unheard) commands
+    are held back and counted as ``stalled``; once it runs again they flow again."""
+    import threading
+
+    import rclpy
+
+    from donkey_ros.common import intra
+    from donkey_ros.common.clock import steady_now
+    from donkey_ros.common.runner import events_executor_class, make_executor
+    from donkey_ros.control.mux_node import STALL_MIN, STALL_PERIODS
+    from rosgraph import wait_for
+
+    if kind == 'events' and not events_executor_class():
+        pytest.skip('no EventsExecutor in this rclpy')
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    intra.enable(context)
+    executor = make_executor(kind, context)
+    mux = MuxNode(context=context, namespace=graph.namespace,
+                  parameter_overrides=[Parameter('mode', value='pilot')])
+    pilot = rclpy.create_node('fast_pilot', namespace=graph.namespace, context=context)
+    sink = rclpy.create_node('fast_sink', namespace=graph.namespace, context=context)
+    for node in (mux, pilot, sink):
+        executor.add_node(node)
+    publisher = intra.create_publisher(pilot, TwistStamped, 'pilot/cmd', qos.COMMAND)
+    got = []
+    intra.create_subscription(sink, TwistStamped, 'cmd',
+                              lambda msg: got.append((threading.get_ident(), msg.twist.angular.z)),
+                              qos.COMMAND, thread_safe=True)
+    spinning, stop = threading.Event(), threading.Event()
+    spinning.set()
+
+    def spin():
+        while not stop.is_set() and context.ok():
+            if spinning.is_set():
+                executor.spin_once(timeout_sec=0.02)
+            else:
+                stop.wait(0.005)
+
+    thread = threading.Thread(target=spin, daemon=True)
+    thread.start()
+    me = threading.get_ident()
+
+    def publish(steering):
+        publisher.publish(command_to_msg(DriveCommand(steering, 0.2), Time(sec=1)))
+        return [tid for tid, z in got if z == pytest.approx(steering)]
+
+    try:
+        assert wait_for(lambda: got, 5.0), 'the mux heartbeat never published cmd'
+        assert publish(0.3) == [me], 'forwarded at once, in the publishing thread'
+        spinning.clear()
+        stall = max(STALL_PERIODS / mux.params.rate, STALL_MIN)
+        assert wait_for(lambda: steady_now() - mux._beat > stall + 0.02, 5.0)
+        assert publish(0.5) == [] and mux.stalled == 1, 'held back while the executor stalls'
+        spinning.set()
+        beat = mux._beat
+        assert wait_for(lambda: mux._beat > beat, 5.0), 'the heartbeat did not resume'
+        assert publish(0.7) == [me], 'forwarded again once the executor runs'
+    finally:
+        stop.set()
+        thread.join(timeout=2.0)
+        executor.shutdown()
+        for node in (mux, pilot, sink):
+            node.destroy_node()
+        rclpy.try_shutdown(context=context)
