@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
-from procstat import cpu_seconds, memory_mb  # noqa: E402
+from procstat import cpu_seconds, machine_ticks, memory_mb, stolen_share  # noqa: E402
 
 MODEL = ROOT / 'donkey_ros' / 'models' / 'default_pilot.tflite'
 SERVE = '--serve'
@@ -331,9 +331,11 @@ def run_layout(kind: str, layout: str, executor: str, rate: float, seconds: floa
         each0 = [cpu_seconds(c.pid) for c in children]
         cpu0 = sum(each0)
         seen0 = len(probe.seen) if probe else 0
+        ticks = machine_ticks()
         start = time.monotonic()
         time.sleep(seconds)
         end = time.monotonic()
+        steal = stolen_share(ticks, machine_ticks())
         each1 = [cpu_seconds(c.pid) for c in children]
         cpu1 = sum(each1)
         rss = sum(memory_mb(c.pid)['VmRSS'] for c in children)
@@ -366,7 +368,7 @@ def run_layout(kind: str, layout: str, executor: str, rate: float, seconds: floa
                   (commands_seen / elapsed) if probe else len(latency) / elapsed,
                   {'pilot_ms': float(pilot.get('latency_ms_p50', 'nan')), 'rss': rss,
                    'each': [(b - a) / (end - start) for a, b in zip(each0, each1)],
-                   'skipped': pilot.get('frames_skipped', '?')})
+                   'skipped': pilot.get('frames_skipped', '?'), 'steal': steal})
 
 
 def match_echo(rows, offset, window):
@@ -607,6 +609,7 @@ def main(argv: list[str] | None = None) -> int:
     rates = [float(r) for r in args.rates.split(',')]
     layouts = args.layouts.split(',')
     started = time.monotonic()
+    ticks = machine_ticks()
     with tempfile.TemporaryDirectory(prefix='glass_to_wheel_') as tmp:
         work = Path(tmp)
         frames = work / 'frames'
@@ -638,7 +641,8 @@ def main(argv: list[str] | None = None) -> int:
                         print(f'  ran {tag}', file=sys.stderr, flush=True)
     report(results, layouts, executors, rates, i50, invoke_cpu)
     print(f'\ntotal bench time {time.monotonic() - started:.0f} s; load average now '
-          f'{os.getloadavg()[0]:.1f}')
+          f'{os.getloadavg()[0]:.1f}; CPU time taken by the hypervisor meanwhile (steal): '
+          f'{stolen_share(ticks, machine_ticks()) * 100:.1f}% of the machine')
     return 0
 
 
@@ -725,7 +729,9 @@ def goals(results, layout: str, executor: str, rates, invoke_p50: float,
     if slow:
         print(f'  g2w p50 {slow.p(50):.2f} ms <= bare invoke {invoke_p50:.2f} + 1.0 ms: '
               f'{verdict(slow.p(50) <= invoke_p50 + 1.0)}')
-        print(f'  p99 {slow.p(99):.2f} ms <= 2 x p50: {verdict(slow.p(99) <= 2 * slow.p(50))}')
+        print(f'  p99 {slow.p(99):.2f} ms <= 2 x p50: {verdict(slow.p(99) <= 2 * slow.p(50))} '
+              f'(the hypervisor took {slow.extra["steal"] * 100:.1f}% of the machine\'s CPU '
+              f'time during that run)')
         graph = graph_cpu(slow, invoke_cpu)
         print(f'  car graph CPU at {min(rates):g} Hz (inference excluded) {graph * 100:.1f}% of '
               f'a core <= 10%: {verdict(graph <= 0.10)}')

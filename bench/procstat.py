@@ -22,3 +22,16 @@ def memory_mb(pid: int) -> dict[str, float]:
             if key in values:
                 values[key] = int(rest.split()[0]) / 1024
     return values
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(all CPU ticks, ticks stolen by the hypervisor) of the whole machine since boot."""
+    with open('/proc/stat') as stat:
+        fields = [int(v) for v in stat.readline().split()[1:]]
+    return sum(fields[:8]), fields[7]  # user nice system idle iowait irq softirq steal
+
+
+def stolen_share(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """The share of the machine's CPU time the hypervisor took between two ``machine_ticks``."""
+    total = after[0] - before[0]
+    return (after[1] - before[1]) / total if total > 0 else 0.0
