@@ -673,8 +673,8 @@ def report(results, layouts, executors, rates, invoke_p50, invoke_cpu) -> None:
                       f'{echo.cpu * 100:5.1f}% {car.extra["rss"]:6.0f}')
     print('\nms: g2w = frame stamp -> steering register write on the emulated PCA9685 '
           '(file camera -> pilot -> mux -> actuator); -invoke = p50 minus the bare invoke p50; '
-          'pilot = stamp -> pilot/cmd published, p50 of the pilot\'s last 200 frames (its '
-          'diagnostics): the rest of g2w is mux + actuator; '
+          'pilot = stamp -> pilot/cmd handed to its publisher, p50 of the pilot\'s last 200 '
+          'frames (its diagnostics): the rest of g2w is mux + actuator; '
           'floor = echo chain of the same length (same layout and executor).\n'
           'answered = frames matched to a register write / commands seen on cmd; cmd/s = '
           'commands per second (the camera rate if no frame is skipped); 1st s / '
