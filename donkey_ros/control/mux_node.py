@@ -68,18 +68,15 @@ class MuxNode(Node):
 
     def _on_param(self, name, value) -> None:
         with self._lock:
-            self._apply_param(name, value)
-
-    def _apply_param(self, name, value) -> None:
-        if name == 'mode':
-            self.mux.set_mode(value)
-            self.get_logger().info(f'drive mode: {value}')
-            self._publish_mode()
-        elif name == 'timeout':
-            self.mux.timeout = value
-        elif name == 'rate':
-            self.destroy_timer(self.timer)
-            self.timer = create_steady_timer(self, 1.0 / value, self._heartbeat)
+            if name == 'mode':
+                self.mux.set_mode(value)
+                self.get_logger().info(f'drive mode: {value}')
+                self._publish_mode()
+            elif name == 'timeout':
+                self.mux.timeout = value
+            elif name == 'rate':
+                self.destroy_timer(self.timer)
+                self.timer = create_steady_timer(self, 1.0 / value, self._heartbeat)
 
     def _publish_mode(self) -> None:
         self.mode_pub.publish(String(data=self.mux.mode))
@@ -95,17 +92,15 @@ class MuxNode(Node):
 
     def _on_estop(self, request, response):
         with self._lock:
-            return self._estop(request, response)
-
-    def _estop(self, request, response):
-        self.mux.estop = bool(request.data)
-        response.success = True
-        response.message = 'emergency stop engaged' if self.mux.estop else 'emergency stop released'
-        if self.mux.estop:
-            self.get_logger().warning(response.message)
-        else:
-            self.get_logger().info(response.message)
-        self._publish()
+            self.mux.estop = bool(request.data)
+            response.success = True
+            response.message = ('emergency stop engaged' if self.mux.estop
+                                else 'emergency stop released')
+            if self.mux.estop:
+                self.get_logger().warning(response.message)
+            else:
+                self.get_logger().info(response.message)
+            self._publish()
         return response
 
     def _on_command(self, source: str, msg) -> None:
@@ -120,43 +115,37 @@ class MuxNode(Node):
             self.mux.update(source, command, now, msg.header.stamp)
             if source in (self.mux.steering_source(), self.mux.throttle_source()):
                 if now - self._beat <= max(STALL_PERIODS / self.params.rate, STALL_MIN):
-                    self._publish_locked()
+                    self._publish()
                 else:
                     self.stalled += 1
 
     def _heartbeat(self) -> None:
         with self._lock:
             self._beat = steady_now()
-            self._publish_locked()
+            self._publish()
 
     def _publish(self) -> None:
-        with self._lock:
-            self._publish_locked()
-
-    def _publish_locked(self) -> None:
-        command, reason = self.mux.output(steady_now())
-        if reason != self.last_reason:
-            if reason == 'ok':
-                self.get_logger().info('output: ok')
-            else:
-                self.get_logger().warning(f'output: {reason}')
-            self.last_reason = reason
-        stamp = self.mux.stamp() if reason == 'ok' else None
-        self.cmd_pub.publish(self._commands.build(command,
-                                                  stamp or self.get_clock().now().to_msg()))
-        self._commands.prepare()  # in-process, the actuator has taken the command by now
+        with self._lock:  # re-entrant: the callbacks above call this holding it
+            command, reason = self.mux.output(steady_now())
+            if reason != self.last_reason:
+                if reason == 'ok':
+                    self.get_logger().info('output: ok')
+                else:
+                    self.get_logger().warning(f'output: {reason}')
+                self.last_reason = reason
+            stamp = self.mux.stamp() if reason == 'ok' else None
+            self.cmd_pub.publish(self._commands.build(
+                command, stamp or self.get_clock().now().to_msg()))
+            self._commands.prepare()  # in-process, the actuator has taken the command by now
 
     def _report(self):
         with self._lock:
-            return self._report_locked()
-
-    def _report_locked(self):
-        now = steady_now()
-        level = ERROR if self.mux.estop else OK if self.last_reason == 'ok' else WARN
-        return level, f'mode {self.mux.mode}: {self.last_reason}', {
-            'mode': self.mux.mode, 'estop': self.mux.estop, 'rejected': self.rejected,
-            'stalled': self.stalled,
-            'user_age': self.mux.age('user', now), 'pilot_age': self.mux.age('pilot', now)}
+            now = steady_now()
+            level = ERROR if self.mux.estop else OK if self.last_reason == 'ok' else WARN
+            return level, f'mode {self.mux.mode}: {self.last_reason}', {
+                'mode': self.mux.mode, 'estop': self.mux.estop, 'rejected': self.rejected,
+                'stalled': self.stalled,
+                'user_age': self.mux.age('user', now), 'pilot_age': self.mux.age('pilot', now)}
 
     def on_shutdown(self) -> None:
         self.cmd_pub.publish(command_to_msg(NEUTRAL, self.get_clock().now().to_msg()))
