@@ -35,6 +35,7 @@ import sys
 from rclpy.parameter import Parameter
 
 from donkey_ros.common import intra
+from donkey_ros.common.argtypes import true_or_false
 from donkey_ros.common.runner import EXECUTOR_ENV, EXECUTORS, run_nodes
 from donkey_ros.control.mux import MODES
 from donkey_ros.resources import config_file
@@ -54,20 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--namespace', default='', help='namespace of the car (e.g. car1)')
     parser.add_argument('--record', action='store_true',
                         help='run the recorder in this process too')
-    parser.add_argument('--intra-process', type=_flag, nargs='?', const=True, default=False,
+    parser.add_argument('--intra-process', type=true_or_false, nargs='?', const=True,
+                        default=False,
                         metavar='true|false',
                         help='the in-process fast path between the nodes (docs/hardware.md)')
     parser.add_argument('--executor', choices=EXECUTORS, default=None,
                         help="rclpy executor: events (rclpy's EventsExecutor), single, or auto "
                              '(events where rclpy has it); default $DONKEY_ROS_EXECUTOR or single')
     return parser
-
-
-def _flag(text: str) -> bool:
-    value = text.strip().lower()
-    if value not in ('true', 'false', '1', '0', 'yes', 'no', 'on', 'off'):
-        raise argparse.ArgumentTypeError(f"'{text}' is not true or false")
-    return value in ('true', '1', 'yes', 'on')
 
 
 def parts(args: argparse.Namespace) -> list[tuple[type, list[Parameter], bool]]:

@@ -1,4 +1,4 @@
-"""argparse types for the command lines: a number checked against its range, one clear message."""
+"""argparse types for the command lines: a value checked (range, form), one clear message."""
 from __future__ import annotations
 
 import argparse
@@ -37,3 +37,12 @@ def seconds(text: str) -> float:
     if not (value >= 0 and math.isfinite(value)):
         raise argparse.ArgumentTypeError(f'{text} must be a finite number >= 0 (0 = no limit)')
     return value
+
+
+def true_or_false(text: str) -> bool:
+    """An argparse ``type``: true/false (also 1/0, yes/no, on/off), as a launch file passes a
+    boolean launch argument."""
+    value = text.strip().lower()
+    if value not in ('true', 'false', '1', '0', 'yes', 'no', 'on', 'off'):
+        raise argparse.ArgumentTypeError(f"'{text}' is not true or false")
+    return value in ('true', '1', 'yes', 'on')
