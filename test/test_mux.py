@@ -1,18 +1,25 @@
 """The drive-mode mux: plain logic, then the node in a real rclpy graph."""
 import math
+import threading
 import time
 
 import pytest
+import rclpy
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import TwistStamped
 from rclpy.parameter import Parameter
 from std_msgs.msg import String
 from std_srvs.srv import SetBool
 
-from donkey_ros.common import qos
+from donkey_ros.common import intra, qos
+from donkey_ros.common.clock import steady_now
 from donkey_ros.common.command import DriveCommand, command_to_msg
+from donkey_ros.common.runner import events_executor_class, make_executor
 from donkey_ros.control.mux import DriveModeMux, MuxError
-from donkey_ros.control.mux_node import MuxNode
+from donkey_ros.control.mux_node import STALL_MIN, STALL_PERIODS, MuxNode
+from rosgraph import wait_for
+
+EXECUTORS = ['single'] + (['events'] if events_executor_class() else [])
 
 USER = DriveCommand(steering=0.5, throttle=0.3)
 PILOT = DriveCommand(steering=-0.25, throttle=0.7)
@@ -244,25 +251,13 @@ def test_heartbeat_and_source_timeout_run_on_steady_time(graph, tmp_path, clock)
     assert cmds[-1].twist.linear.x == 0.0 and cmds[-1].twist.angular.z == 0.0
 
 
-@pytest.mark.parametrize('kind', ['single', 'events'])
+@pytest.mark.parametrize('kind', EXECUTORS)
 def test_fast_path_mux_forwards_in_the_publishers_thread_only_while_its_executor_runs(kind,
                                                                                      graph):
     """On the in-process fast path a pilot command goes through the mux to an in-process ``cmd``
     subscriber within the pilot's publish call, in its thread (no executor hop). While the
     mux's executor is stalled (its e-stop service and mode changes would go unheard) commands
     are held back and counted as ``stalled``; once it runs again they flow again."""
-    import threading
-
-    import rclpy
-
-    from donkey_ros.common import intra
-    from donkey_ros.common.clock import steady_now
-    from donkey_ros.common.runner import events_executor_class, make_executor
-    from donkey_ros.control.mux_node import STALL_MIN, STALL_PERIODS
-    from rosgraph import wait_for
-
-    if kind == 'events' and not events_executor_class():
-        pytest.skip('no EventsExecutor in this rclpy')
     context = rclpy.Context()
     rclpy.init(context=context)
     intra.enable(context)
